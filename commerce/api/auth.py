@@ -1,0 +1,48 @@
+"""Bearer credentials: the admin key from settings, merchant API keys, buyer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+
+from litestar import Request
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+
+from commerce.api.runtime import CommerceRuntime
+from commerce.services.access import Principal
+from commerce.services.idempotency import Idempotency
+
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="redcart"'}
+
+
+async def provide_principal(request: Request, runtime: CommerceRuntime) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthorizedException(
+            "send 'Authorization: Bearer <key or token>'", headers=CHALLENGE
+        )
+    principal = await runtime.authenticate(token.strip())
+    if principal is None:
+        raise NotAuthorizedException("unknown or revoked credentials", headers=CHALLENGE)
+    return principal
+
+
+def require(principal: Principal, *kinds: str) -> Principal:
+    if principal.kind not in kinds:
+        raise PermissionDeniedException(f"this needs a {' or '.join(kinds)} credential")
+    return principal
+
+
+async def provide_idempotency(request: Request, principal: Principal) -> Idempotency | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 0 < len(key) <= 255 or not key.isprintable():
+        from commerce.domain.errors import InvalidInput
+
+        raise InvalidInput("must be 1 to 255 printable characters", field="Idempotency-Key")
+    body = await request.body()
+    fingerprint = hashlib.sha256(
+        request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
+    ).hexdigest()
+    return Idempotency(principal.name, key, fingerprint)

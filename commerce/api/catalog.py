@@ -1,0 +1,219 @@
+"""Merchant endpoints for warehouses, products and stock, plus buyer sign-up."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from litestar import Controller, Response, get, patch, post
+from litestar.params import Parameter
+
+from commerce import credentials
+from commerce.api import schemas
+from commerce.api.auth import require
+from commerce.api.common import answer, body_uuid, page, path_uuid
+from commerce.api.runtime import CommerceRuntime
+from commerce.domain import ids
+from commerce.domain.errors import NotFound
+from commerce.domain.inventory import Stock
+from commerce.domain.merchants import Merchant, Product, Warehouse
+from commerce.representations import (
+    merchant_view,
+    product_view,
+    stock_view,
+    warehouse_view,
+)
+from commerce.services import catalog
+from commerce.services.access import MERCHANT, Principal
+from commerce.services.idempotency import Idempotency
+
+
+class MerchantController(Controller):
+    tags = ("merchant",)
+
+    @get("/merchants/me")
+    async def me(self, principal: Principal, runtime: CommerceRuntime) -> dict:
+        require(principal, MERCHANT)
+        merchant = await runtime.read(principal.id, Merchant)
+        return merchant_view(merchant)
+
+    @post("/warehouses", status_code=201)
+    async def open_warehouse(
+        self,
+        data: schemas.OpenWarehouse,
+        principal: Principal,
+        idempotency: Idempotency | None,
+        runtime: CommerceRuntime,
+    ) -> Response:
+        """Open a bonded (1210, inside China) or direct-mail (9610, overseas) warehouse."""
+        require(principal, MERCHANT)
+        result = await runtime.writer.submit(
+            catalog.open_warehouse,
+            runtime.cfg,
+            idempotency,
+            principal.id,
+            data.name,
+            data.kind,
+            data.country,
+            data.address,
+        )
+        return answer(result)
+
+    @get("/warehouses")
+    async def list_warehouses(
+        self,
+        principal: Principal,
+        runtime: CommerceRuntime,
+        cursor: str | None = None,
+        limit: int = Parameter(default=50),
+    ) -> dict:
+        require(principal, MERCHANT)
+        where = {"merchant_id": str(principal.id)}
+        return await page(runtime, "list_warehouses", where, cursor, limit)
+
+    @get("/warehouses/{warehouse_id:str}")
+    async def get_warehouse(
+        self, warehouse_id: str, principal: Principal, runtime: CommerceRuntime
+    ) -> dict:
+        require(principal, MERCHANT)
+        warehouse = await runtime.read(path_uuid(warehouse_id, "warehouse"), Warehouse)
+        if warehouse is None or warehouse.merchant_id != principal.id:
+            raise NotFound("no such warehouse", field="warehouse_id")
+        return warehouse_view(warehouse)
+
+    @post("/products", status_code=201)
+    async def list_product(
+        self,
+        data: schemas.ListProduct,
+        principal: Principal,
+        idempotency: Idempotency | None,
+        runtime: CommerceRuntime,
+    ) -> Response:
+        """List a SKU, priced in integer minor units of the merchant's settlement currency."""
+        require(principal, MERCHANT)
+        fields = {f: getattr(data, f) for f in data.__struct_fields__}
+        result = await runtime.writer.submit(
+            catalog.list_product, runtime.cfg, idempotency, principal.id, fields
+        )
+        return answer(result)
+
+    @get("/products")
+    async def list_products(
+        self,
+        principal: Principal,
+        runtime: CommerceRuntime,
+        cursor: str | None = None,
+        limit: int = Parameter(default=50),
+    ) -> dict:
+        require(principal, MERCHANT)
+        where = {"merchant_id": str(principal.id)}
+        return await page(runtime, "list_products", where, cursor, limit)
+
+    @get("/products/{product_id:str}")
+    async def get_product(
+        self, product_id: str, principal: Principal, runtime: CommerceRuntime
+    ) -> dict:
+        require(principal, MERCHANT)
+        product = await runtime.read(path_uuid(product_id, "product"), Product)
+        if product is None or product.merchant_id != principal.id:
+            raise NotFound("no such product", field="product_id")
+        return product_view(product)
+
+    @patch("/products/{product_id:str}")
+    async def revise_product(
+        self,
+        product_id: str,
+        data: schemas.ReviseProduct,
+        principal: Principal,
+        runtime: CommerceRuntime,
+    ) -> dict:
+        require(principal, MERCHANT)
+        changes = {
+            f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None
+        }
+        return await runtime.writer.submit(
+            catalog.revise_product,
+            runtime.cfg,
+            principal.id,
+            path_uuid(product_id, "product"),
+            changes,
+        )
+
+    @get("/products/{product_id:str}/stock")
+    async def product_stock(
+        self, product_id: str, principal: Principal, runtime: CommerceRuntime
+    ) -> dict:
+        """Stock per warehouse: on hand, reserved by unpaid or unshipped orders, available."""
+        require(principal, MERCHANT)
+        pid = path_uuid(product_id, "product")
+        product = await runtime.read(pid, Product)
+        if product is None or product.merchant_id != principal.id:
+            raise NotFound("no such product", field="product_id")
+        merchant = await runtime.read(principal.id, Merchant)
+        now, rows = runtime.cfg.clock(), []
+        for wid in merchant.warehouse_ids:
+            stock = await runtime.read(ids.stock_id(pid, wid), Stock)
+            if stock is not None:
+                rows.append(stock_view(stock, await runtime.read(wid, Warehouse), now))
+        return {
+            "product_id": product_id,
+            "sku": product.sku,
+            "warehouses": rows,
+            "available": sum(r["available"] for r in rows),
+        }
+
+    @post("/products/{product_id:str}/stock/{warehouse_id:str}/receipts", status_code=201)
+    async def receive_stock(
+        self,
+        product_id: str,
+        warehouse_id: str,
+        data: schemas.ReceiveStock,
+        principal: Principal,
+        runtime: CommerceRuntime,
+    ) -> dict:
+        """Goods arrived at a warehouse."""
+        require(principal, MERCHANT)
+        return await runtime.writer.submit(
+            catalog.receive_stock,
+            runtime.cfg,
+            principal.id,
+            path_uuid(product_id, "product"),
+            body_uuid(warehouse_id, "warehouse_id"),
+            data.quantity,
+        )
+
+    @post("/products/{product_id:str}/stock/{warehouse_id:str}/adjustments", status_code=201)
+    async def adjust_stock(
+        self,
+        product_id: str,
+        warehouse_id: str,
+        data: schemas.AdjustStock,
+        principal: Principal,
+        runtime: CommerceRuntime,
+    ) -> dict:
+        """Correct on-hand stock (stocktake, damage); never below what is reserved."""
+        require(principal, MERCHANT)
+        return await runtime.writer.submit(
+            catalog.adjust_stock,
+            runtime.cfg,
+            principal.id,
+            path_uuid(product_id, "product"),
+            body_uuid(warehouse_id, "warehouse_id"),
+            data.delta,
+            data.reason,
+        )
+
+
+@post("/buyers", status_code=201, tags=["buyer"])
+async def sign_up_buyer(data: schemas.SignUpBuyer, runtime: CommerceRuntime) -> Response:
+    """Sign up as a buyer; the answer carries a bearer token, shown only here.
+
+    No Idempotency-Key here: the caller is anonymous, so a replayed key would hand one
+    stranger's token to another. A duplicate sign-up is harmless.
+    """
+    result = await runtime.writer.submit(
+        catalog.sign_up_buyer, runtime.cfg, None, data.display_name
+    )
+    buyer_id = UUID(result.body["id"])
+    return answer(
+        result, token=credentials.issue(credentials.BUYER_PREFIX, buyer_id, runtime.cfg.secret_key)
+    )

@@ -1,0 +1,182 @@
+"""Order endpoints: buyers place and cancel; merchants fulfil; admins stand in for payment and
+customs until those contexts land."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, get, post
+from litestar.params import Parameter
+
+from commerce.api import schemas
+from commerce.api.auth import require
+from commerce.api.common import answer, body_uuid, page, path_uuid
+from commerce.api.runtime import CommerceRuntime
+from commerce.domain.errors import NotFound
+from commerce.domain.orders import Order
+from commerce.representations import order_view
+from commerce.services import ordering
+from commerce.services.access import ADMIN, BUYER, MERCHANT, Principal, require_order_access
+from commerce.services.idempotency import Idempotency
+
+
+def _listed_status(item: dict, now_iso: str) -> dict:
+    if item["status"] == "placed" and item["pay_before"] <= now_iso:
+        return item | {"status": "expired"}
+    return item
+
+
+class OrderController(Controller):
+    path = "/orders"
+    tags = ("orders",)
+
+    @post("/", status_code=201)
+    async def place_order(
+        self,
+        data: schemas.PlaceOrder,
+        principal: Principal,
+        idempotency: Idempotency | None,
+        runtime: CommerceRuntime,
+    ) -> Response:
+        """Place an order: stock is reserved until `pay_before`, priced in CNY with CBEC tax.
+
+        The buyer's real name and resident ID are checked (check digit included) and kept only
+        masked and hashed. Send an `Idempotency-Key` to retry safely.
+        """
+        require(principal, BUYER)
+        result = await runtime.writer.submit(
+            ordering.place_order,
+            runtime.cfg,
+            idempotency,
+            principal.id,
+            body_uuid(data.merchant_id, "merchant_id"),
+            [(line.sku, line.quantity) for line in data.lines],
+            data.identity.name,
+            data.identity.resident_id,
+            {f: getattr(data.address, f) for f in data.address.__struct_fields__},
+        )
+        return answer(result)
+
+    @get("/")
+    async def list_orders(
+        self,
+        principal: Principal,
+        runtime: CommerceRuntime,
+        cursor: str | None = None,
+        limit: int = Parameter(default=50),
+    ) -> dict:
+        """A buyer's own orders, or a merchant's; newest first."""
+        require(principal, BUYER, MERCHANT)
+        column = "buyer_id" if principal.kind == BUYER else "merchant_id"
+        now_iso = runtime.cfg.clock().isoformat()
+        return await page(
+            runtime,
+            "list_orders",
+            {column: str(principal.id)},
+            cursor,
+            limit,
+            decorate=lambda item: _listed_status(item, now_iso),
+        )
+
+    @get("/{order_id:str}")
+    async def get_order(
+        self, order_id: str, principal: Principal, runtime: CommerceRuntime
+    ) -> dict:
+        order = await runtime.read(path_uuid(order_id, "order"), Order)
+        if order is None:
+            raise NotFound("no such order", field="order_id")
+        require_order_access(principal, order.merchant_id, order.buyer_id)
+        return order_view(order, runtime.cfg.clock())
+
+    async def _act(self, runtime: CommerceRuntime, use_case, *args) -> dict:  # type: ignore[no-untyped-def]
+        return await runtime.writer.submit(use_case, runtime.cfg, *args)
+
+    @post("/{order_id:str}/cancel", status_code=200)
+    async def cancel(
+        self,
+        order_id: str,
+        data: schemas.CancelOrder,
+        principal: Principal,
+        runtime: CommerceRuntime,
+    ) -> dict:
+        """Cancel an unpaid order (its buyer or merchant); the stock returns at once."""
+        oid = path_uuid(order_id, "order")
+        return await self._act(runtime, ordering.cancel_order, principal, oid, data.reason)
+
+    @post("/{order_id:str}/mark-paid", status_code=200)
+    async def mark_paid(
+        self, order_id: str, data: schemas.MarkPaid, principal: Principal, runtime: CommerceRuntime
+    ) -> dict:
+        """Record a payment (admin, until gateways report it). Idempotent by payment_ref."""
+        require(principal, ADMIN)
+        oid = path_uuid(order_id, "order")
+        return await self._act(
+            runtime, ordering.mark_paid, principal, oid, data.payment_ref, data.amount_fen
+        )
+
+    @post("/{order_id:str}/customs/declare", status_code=200)
+    async def declare_customs(
+        self,
+        order_id: str,
+        data: schemas.DeclareCustoms,
+        principal: Principal,
+        runtime: CommerceRuntime,
+    ) -> dict:
+        oid = path_uuid(order_id, "order")
+        return await self._act(
+            runtime, ordering.declare_customs, principal, oid, data.declaration_ref
+        )
+
+    @post("/{order_id:str}/customs/clear", status_code=200)
+    async def clear_customs(
+        self, order_id: str, principal: Principal, runtime: CommerceRuntime
+    ) -> dict:
+        oid = path_uuid(order_id, "order")
+        return await self._act(runtime, ordering.clear_customs, principal, oid)
+
+    @post("/{order_id:str}/customs/reject", status_code=200)
+    async def reject_customs(
+        self,
+        order_id: str,
+        data: schemas.RejectCustoms,
+        principal: Principal,
+        runtime: CommerceRuntime,
+    ) -> dict:
+        oid = path_uuid(order_id, "order")
+        return await self._act(runtime, ordering.reject_customs, principal, oid, data.reason)
+
+    @post("/{order_id:str}/ship", status_code=200)
+    async def ship(
+        self,
+        order_id: str,
+        data: schemas.ShipOrder,
+        principal: Principal,
+        runtime: CommerceRuntime,
+    ) -> dict:
+        oid = path_uuid(order_id, "order")
+        return await self._act(
+            runtime, ordering.ship_order, principal, oid, data.carrier, data.tracking_no
+        )
+
+    @post("/{order_id:str}/deliver", status_code=200)
+    async def deliver(self, order_id: str, principal: Principal, runtime: CommerceRuntime) -> dict:
+        oid = path_uuid(order_id, "order")
+        return await self._act(runtime, ordering.deliver_order, principal, oid)
+
+    @post("/{order_id:str}/refunds", status_code=200)
+    async def refund(
+        self,
+        order_id: str,
+        data: schemas.RefundOrder,
+        principal: Principal,
+        runtime: CommerceRuntime,
+    ) -> dict:
+        """Refund all or part of a paid order; a full refund before shipment returns the stock."""
+        oid = path_uuid(order_id, "order")
+        return await self._act(
+            runtime,
+            ordering.refund_order,
+            principal,
+            oid,
+            data.refund_ref,
+            data.amount_fen,
+            data.reason,
+        )

@@ -1,0 +1,126 @@
+"""Every error as RFC 9457 problem+json, mapped from domain errors in this one place."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from eventsourcing.persistence import OperationalError
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from commerce.domain import errors
+from commerce.platform.groupcommit import WriterUnavailable
+
+log = logging.getLogger("redcart.api")
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://redcart.dev/problems/"
+
+STATUS = {
+    errors.NotFound: 404,
+    errors.InvalidInput: 422,
+    errors.LimitBreached: 422,
+    errors.IdempotencyKeyReused: 422,
+    errors.Conflict: 409,
+}
+
+
+def problem(
+    status: int, title: str, detail: str, code: str, headers: dict | None = None, **extra: Any
+) -> Response:
+    body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail}
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def domain_error(_: Request, exc: errors.DomainError) -> Response:
+    status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
+    extra = {k: (str(v) if not isinstance(v, int | str) else v) for k, v in exc.extra.items()}
+    return problem(status, _title(exc), exc.detail, exc.code, field=exc.field, **extra)
+
+
+def _title(exc: errors.DomainError) -> str:
+    return {
+        errors.NotFound: "Not found",
+        errors.OutOfStock: "Out of stock",
+        errors.InvalidTransition: "Not allowed in this state",
+        errors.LimitBreached: "Cross-border limit exceeded",
+        errors.IdempotencyKeyReused: "Idempotency-Key reused",
+    }.get(type(exc), "Invalid request" if isinstance(exc, errors.InvalidInput) else "Conflict")
+
+
+def validation_error(_: Request, exc: ValidationException) -> Response:
+    problems = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        key = item.get("key") if isinstance(item, dict) else None
+        message = item.get("message") if isinstance(item, dict) else str(item)
+        problems.append({"field": _field_path(key, message), "message": message})
+    first = problems[0] if problems else {"field": None, "message": exc.detail}
+    return problem(
+        400,
+        "Malformed request",
+        f"{first['field']}: {first['message']}" if first["field"] else str(first["message"]),
+        "malformed_request",
+        field=first["field"],
+        errors=problems or None,
+    )
+
+
+def _field_path(key: Any, message: str | None) -> str | None:
+    """msgspec reports `... - at `$.lines[0].quantity``; turn that into `lines[0].quantity`."""
+    if message and "at `$." in message:
+        return message.rsplit("at `$.", 1)[1].rstrip("`")
+    return key if isinstance(key, str) else None
+
+
+def http_error(_: Request, exc: HTTPException) -> Response:
+    code = {
+        401: "unauthorized",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "payload_too_large",
+        415: "unsupported_media_type",
+        429: "rate_limited",
+    }
+    return problem(
+        exc.status_code,
+        exc.detail if exc.status_code >= 500 else _reason(exc.status_code),
+        exc.detail,
+        code.get(exc.status_code, "http_error"),
+        headers=exc.headers,
+    )
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    return HTTPStatus(status).phrase
+
+
+def unavailable(_: Request, exc: Exception) -> Response:
+    log.warning("store unavailable: %s", type(exc).__name__)
+    return problem(
+        503,
+        "Service unavailable",
+        "the event store is busy or unreachable; retry",
+        "unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
+def unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem(
+        500, "Internal error", "something went wrong on our side; it has been logged", "internal"
+    )
+
+
+EXCEPTION_HANDLERS = {
+    errors.DomainError: domain_error,
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    WriterUnavailable: unavailable,
+    OperationalError: unavailable,
+    Exception: unexpected,
+}

@@ -1,0 +1,76 @@
+"""What request handlers need, built once per process by the composition root."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from litestar.concurrency import sync_to_thread
+
+from commerce import credentials
+from commerce.application import Commerce
+from commerce.config import CommerceConfig
+from commerce.domain.accounts import Buyer
+from commerce.domain.merchants import Merchant
+from commerce.platform.groupcommit import GroupCommitWriter
+from commerce.services.access import ADMIN, BUYER, MERCHANT, Principal
+from projections.runner import ProjectionRunner
+from projections.sqlstore import SqlStore
+
+AUTH_CACHE_SECONDS = 30.0
+
+
+@dataclass
+class CommerceRuntime:
+    app: Commerce
+    writer: GroupCommitWriter
+    cfg: CommerceConfig
+    store: SqlStore
+    lists: ProjectionRunner
+    admin_key: str
+    _auth_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
+
+    async def read(self, aggregate_id: UUID, kind: type) -> Any | None:
+        """A fresh read from the store, off the event loop."""
+        try:
+            aggregate = await sync_to_thread(self.app.repository.get, aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate if isinstance(aggregate, kind) else None
+
+    async def authenticate(self, token: str) -> Principal | None:
+        if hmac.compare_digest(token.encode(), self.admin_key.encode()):
+            return Principal(ADMIN)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        cached = self._auth_cache.get(digest)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        principal = await self._verify(token)
+        if len(self._auth_cache) > 100_000:
+            self._auth_cache.clear()
+        self._auth_cache[digest] = (time.monotonic() + AUTH_CACHE_SECONDS, principal)
+        return principal
+
+    async def _verify(self, token: str) -> Principal | None:
+        parsed = credentials.parse(token)
+        if parsed is None:
+            return None
+        prefix, owner_id = parsed
+        kind, cls = (
+            (MERCHANT, Merchant) if prefix == credentials.MERCHANT_PREFIX else (BUYER, Buyer)
+        )
+        owner = await self.read(owner_id, cls)
+        stored = getattr(owner, "api_key_hash" if kind == MERCHANT else "token_hash", None)
+        if stored is None or not credentials.matches(token, stored):
+            return None
+        return Principal(kind, owner_id)
+
+    async def caught_up(self) -> None:
+        """Read-your-writes for lists: wait (briefly) until the list view has what was committed."""
+        head = await sync_to_thread(self.app.recorder.max_notification_id)
+        await sync_to_thread(self.lists.wait_for, head or 0, 2.0)

@@ -1,0 +1,12 @@
+"""The commerce context's eventsourcing Application: one events table, one write lock."""
+
+from __future__ import annotations
+
+from eventsourcing.application import Application
+
+# Importing the domain registers every explicit event topic before anything is read back.
+from commerce.domain import accounts, inventory, merchants, orders  # noqa: F401
+
+
+class Commerce(Application):
+    name = "Commerce"

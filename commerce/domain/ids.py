@@ -1,0 +1,36 @@
+"""Deterministic ids: the aggregate a business key names can be found without an index.
+
+uuid5 of a namespaced key is eventsourcing's own idiom (Aggregate.create_id); a duplicate
+create then collides on the (originator_id, version) key instead of writing twice.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+NAMESPACE = UUID("5b0e4f8e-3a55-4c55-9a39-6f2b0b4c7a10")
+
+
+def product_id(merchant_id: UUID, sku: str) -> UUID:
+    return uuid5(NAMESPACE, f"product:{merchant_id}:{sku}")
+
+
+def stock_id(product_id_: UUID, warehouse_id: UUID) -> UUID:
+    return uuid5(NAMESPACE, f"stock:{product_id_}:{warehouse_id}")
+
+
+def fx_rate_id(currency: str) -> UUID:
+    return uuid5(NAMESPACE, f"fx:{currency}")
+
+
+def quota_id(identity_hash: str, year: int) -> UUID:
+    return uuid5(NAMESPACE, f"quota:{identity_hash}:{year}")
+
+
+def idempotency_id(principal: str, key: str) -> UUID:
+    return uuid5(NAMESPACE, f"idempotency:{principal}:{key}")
+
+
+def keyed_id(kind: str, principal: str, key: str) -> UUID:
+    """Id of a resource created under an Idempotency-Key, so a replay names the same resource."""
+    return uuid5(NAMESPACE, f"{kind}:{principal}:{key}")

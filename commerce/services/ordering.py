@@ -1,0 +1,376 @@
+"""Placing orders and moving them through their life, with stock and CBEC quota kept in step."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import datetime
+from uuid import UUID, uuid4
+
+from commerce import representations
+from commerce.config import CHINA, CommerceConfig
+from commerce.domain import ids
+from commerce.domain.accounts import FxRate
+from commerce.domain.allocation import InsufficientStock, StockOption, allocate
+from commerce.domain.errors import Conflict, InvalidInput, LimitBreached, NotFound, OutOfStock
+from commerce.domain.identity import BuyerIdentity, InvalidName, InvalidResidentId
+from commerce.domain.inventory import BuyerAnnualQuota, Stock
+from commerce.domain.merchants import Product, Warehouse
+from commerce.domain.orders import Order
+from commerce.domain.pricing import (
+    LimitExceeded,
+    LineInput,
+    ShipmentInput,
+    UnknownCurrency,
+    check_annual_limit,
+    check_order_limit,
+    quote_order,
+)
+from commerce.platform.groupcommit import UnitOfWork
+from commerce.services.access import ADMIN, MERCHANT, Principal, require_order_access
+from commerce.services.catalog import get_merchant
+from commerce.services.idempotency import Answer, Idempotency, once
+
+MAX_LINES = 50
+MAX_QUANTITY = 999
+MOBILE = re.compile(r"^1[3-9]\d{9}$")
+POSTCODE = re.compile(r"^\d{6}$")
+ADDRESS_FIELDS = {"recipient": 64, "province": 32, "city": 32, "district": 32, "street": 200}
+
+
+def validate_address(address: dict) -> dict:
+    """A mainland address: recipient, 11-digit mobile, province/city/district/street, postcode."""
+    for name, most in ADDRESS_FIELDS.items():
+        value = str(address.get(name) or "").strip()
+        if not 0 < len(value) <= most:
+            raise InvalidInput(f"must be 1 to {most} characters", field=f"address.{name}")
+    if not MOBILE.match(str(address.get("mobile") or "")):
+        raise InvalidInput("must be an 11-digit mainland mobile number", field="address.mobile")
+    if not POSTCODE.match(str(address.get("postcode") or "")):
+        raise InvalidInput("must be a 6-digit postcode", field="address.postcode")
+    return {k: str(address[k]).strip() for k in (*ADDRESS_FIELDS, "mobile", "postcode")}
+
+
+def merge_lines(lines: list[tuple[str, int]]) -> dict[str, int]:
+    if not 0 < len(lines) <= MAX_LINES:
+        raise InvalidInput(f"an order has 1 to {MAX_LINES} lines", field="lines")
+    merged: dict[str, int] = {}
+    for i, (sku, qty) in enumerate(lines):
+        if not 0 < qty <= MAX_QUANTITY:
+            raise InvalidInput(f"must be from 1 to {MAX_QUANTITY}", field=f"lines[{i}].quantity")
+        merged[sku] = merged.get(sku, 0) + qty
+        if merged[sku] > MAX_QUANTITY:
+            raise InvalidInput(f"at most {MAX_QUANTITY} per SKU", field=f"lines[{i}].quantity")
+    return merged
+
+
+def place_order(
+    uow: UnitOfWork,
+    cfg: CommerceConfig,
+    idem: Idempotency | None,
+    buyer_id: UUID,
+    merchant_id: UUID,
+    lines: list[tuple[str, int]],
+    name: str,
+    resident_id: str,
+    address: dict,
+    attribution: dict | None = None,
+) -> Answer:
+    def create() -> Answer:
+        now = cfg.clock()
+        merchant = get_merchant(uow, merchant_id)
+        try:
+            identity = BuyerIdentity.from_clear(
+                name, resident_id, cfg.identity_pepper, today=now.astimezone(CHINA).date()
+            )
+        except (InvalidResidentId, InvalidName) as exc:
+            raise InvalidInput(getattr(exc, "reason", str(exc)), field=exc.field) from None
+        shipping = validate_address(address)
+        warehouses = [uow.get(w, Warehouse) for w in merchant.warehouse_ids]
+        order_lines, reservations, shipment_lines = [], [], defaultdict(list)
+        for i, (sku, qty) in enumerate(merge_lines(lines).items()):
+            product = uow.get(ids.product_id(merchant_id, sku), Product)
+            if product is None:
+                raise InvalidInput(f"unknown SKU {sku!r}", field=f"lines[{i}].sku")
+            stocks = {
+                str(w.id): (w, uow.get(ids.stock_id(product.id, w.id), Stock))
+                for w in warehouses
+                if w is not None
+            }
+            options = [
+                StockOption(wid, w.kind, s.available(now)) for wid, (w, s) in stocks.items() if s
+            ]
+            try:
+                allocation = allocate(qty, options)
+            except InsufficientStock as exc:
+                raise OutOfStock(
+                    f"{sku}: {exc.requested} requested, {exc.available} available",
+                    field=f"lines[{i}].quantity",
+                    sku=sku,
+                    available=exc.available,
+                ) from None
+            for wid, taken in allocation:
+                warehouse, stock = stocks[wid]
+                reservations.append((stock, taken))
+                shipment_lines[(warehouse.kind, wid)].append(_line_input(product, taken))
+            order_lines.append(
+                {
+                    "sku": sku,
+                    "product_id": str(product.id),
+                    "title": product.title,
+                    "quantity": qty,
+                    "unit_price_minor": product.list_price_minor,
+                    "currency": product.currency,
+                    "allocations": [{"warehouse_id": w, "quantity": q} for w, q in allocation],
+                }
+            )
+        rates = _fx_rates(uow, {line["currency"] for line in order_lines})
+        shipments = [
+            ShipmentInput(mode=kind, warehouse_id=wid, lines=tuple(items))
+            for (kind, wid), items in shipment_lines.items()
+        ]
+        try:
+            quote = quote_order(shipments, rates, cfg.freight, cfg.cbec)
+            check_order_limit(quote, cfg.cbec)
+            quota_id = ids.quota_id(identity.identity_hash, cfg.quota_year(now))
+            quota = uow.get(quota_id, BuyerAnnualQuota)
+            check_annual_limit(quota.used_fen(now) if quota else 0, quote.dutiable_fen, cfg.cbec)
+        except LimitExceeded as exc:
+            raise LimitBreached(str(exc), field="lines", rule=exc.rule) from None
+        except UnknownCurrency as exc:
+            raise Conflict(f"no FX rate is set for {exc.currency}", field="lines") from None
+        if quota is None:
+            quota = uow.add(
+                BuyerAnnualQuota(
+                    id=quota_id, identity_hash=identity.identity_hash, year=cfg.quota_year(now)
+                )
+            )
+        order_id = idem.resource_id("order") if idem else uuid4()
+        until = now + cfg.reservation_ttl
+        for stock, taken in reservations:
+            stock.reserve(order_id, taken, until, now)
+        quota.hold(order_id, quote.dutiable_fen, until)
+        order = Order(
+            id=order_id,
+            merchant_id=merchant_id,
+            buyer_id=buyer_id,
+            lines=order_lines,
+            quote=_quote_dict(quote),
+            identity={
+                "name_masked": identity.name_masked,
+                "resident_id_masked": identity.resident_id_masked,
+                "identity_hash": identity.identity_hash,
+            },
+            address=shipping,
+            fx_rates={c: str(r) for c, r in rates.items()},
+            placed_at=now,
+            expires_at=until,
+            stock_ids=[stock.id for stock, _ in reservations],
+            quota_id=quota_id,
+            attribution=attribution,
+        )
+        uow.add(order)
+        return Answer(201, representations.order_view(order, now))
+
+    return once(uow, idem, create)
+
+
+def _line_input(product: Product, quantity: int) -> LineInput:
+    return LineInput(
+        sku=product.sku,
+        quantity=quantity,
+        unit_price_minor=product.list_price_minor,
+        currency=product.currency,
+        vat_rate=product.vat_rate,
+        consumption_tax_rate=product.consumption_tax_rate,
+        weight_grams=product.weight_grams,
+    )
+
+
+def _fx_rates(uow: UnitOfWork, currencies: set[str]) -> dict:
+    rates = {}
+    for currency in sorted(currencies - {"CNY"}):
+        fx = uow.get(ids.fx_rate_id(currency), FxRate)
+        if fx is None or fx.rate is None:
+            raise Conflict(
+                f"no FX rate is set for {currency}; an admin must set one", field="lines"
+            )
+        rates[currency] = fx.rate
+    return rates
+
+
+def _quote_dict(quote) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "goods_fen": quote.goods_fen,
+        "freight_fen": quote.freight_fen,
+        "tax_fen": quote.tax_fen,
+        "total_fen": quote.total_fen,
+        "dutiable_fen": quote.dutiable_fen,
+        "shipments": [
+            {
+                "warehouse_id": s.warehouse_id,
+                "mode": s.mode,
+                "customs_mode": "1210" if s.mode == "bonded" else "9610",
+                "goods_fen": s.goods_fen,
+                "freight_fen": s.freight_fen,
+                "tax_fen": s.tax_fen,
+                "total_fen": s.total_fen,
+                "lines": [
+                    {
+                        "sku": ln.sku,
+                        "quantity": ln.quantity,
+                        "goods_fen": ln.goods_fen,
+                        "freight_fen": ln.freight_fen,
+                        "tax_fen": ln.tax_fen,
+                        "total_fen": ln.total_fen,
+                    }
+                    for ln in s.lines
+                ],
+            }
+            for s in quote.shipments
+        ],
+    }
+
+
+# -- after placement -------------------------------------------------------------------------
+
+
+def load_order(uow: UnitOfWork, order_id: UUID, principal: Principal) -> Order:
+    order = uow.get(order_id, Order)
+    if order is None:
+        raise NotFound("no such order", field="order_id")
+    require_order_access(principal, order.merchant_id, order.buyer_id)
+    return order
+
+
+def _holds(uow: UnitOfWork, order: Order) -> tuple[list[Stock], BuyerAnnualQuota | None]:
+    stocks = [s for s in (uow.get(sid, Stock) for sid in order.stock_ids) if s is not None]
+    return stocks, uow.get(order.quota_id, BuyerAnnualQuota)
+
+
+def _require(principal: Principal, *kinds: str) -> None:
+    if principal.kind not in kinds:
+        raise NotFound("no such order", field="order_id")
+
+
+def mark_paid(
+    uow: UnitOfWork, cfg: CommerceConfig, principal: Principal, order_id: UUID, ref: str, fen: int
+) -> dict:
+    """Idempotent by payment reference: the same payment reported twice is recorded once."""
+    _require(principal, ADMIN)
+    order, now = load_order(uow, order_id, principal), cfg.clock()
+    if order.mark_paid(ref, fen, now):
+        stocks, quota = _holds(uow, order)
+        for stock in stocks:
+            stock.confirm(order.id)
+        if quota:
+            quota.confirm(order.id)
+    return representations.order_view(order, now)
+
+
+def cancel_order(
+    uow: UnitOfWork, cfg: CommerceConfig, principal: Principal, order_id: UUID, reason: str
+) -> dict:
+    order, now = load_order(uow, order_id, principal), cfg.clock()
+    order.cancel(reason.strip()[:200] or "no reason given", principal.name, now)
+    _release(uow, order)
+    return representations.order_view(order, now)
+
+
+def expire_order(uow: UnitOfWork, cfg: CommerceConfig, order_id: UUID) -> bool:
+    """Records an expiry that has already happened in effect; run by the sweeper."""
+    order, now = uow.get(order_id, Order), cfg.clock()
+    if order is None or not order.expire(now):
+        return False
+    stocks, quota = _holds(uow, order)
+    for stock in stocks:
+        stock.expire(order.id, now)
+    if quota:
+        quota.release(order.id)
+    return True
+
+
+def _release(uow: UnitOfWork, order: Order) -> None:
+    stocks, quota = _holds(uow, order)
+    for stock in stocks:
+        stock.release(order.id)
+    if quota:
+        quota.release(order.id)
+
+
+def declare_customs(
+    uow: UnitOfWork, cfg: CommerceConfig, principal: Principal, order_id: UUID, ref: str
+) -> dict:
+    _require(principal, MERCHANT, ADMIN)
+    order, now = load_order(uow, order_id, principal), cfg.clock()
+    if not 0 < len(ref.strip()) <= 64:
+        raise InvalidInput("must be 1 to 64 characters", field="declaration_ref")
+    order.declare_customs(ref.strip(), now)
+    return representations.order_view(order, now)
+
+
+def clear_customs(
+    uow: UnitOfWork, cfg: CommerceConfig, principal: Principal, order_id: UUID
+) -> dict:
+    _require(principal, ADMIN)
+    order, now = load_order(uow, order_id, principal), cfg.clock()
+    order.clear_customs(now)
+    return representations.order_view(order, now)
+
+
+def reject_customs(
+    uow: UnitOfWork, cfg: CommerceConfig, principal: Principal, order_id: UUID, reason: str
+) -> dict:
+    _require(principal, ADMIN)
+    order, now = load_order(uow, order_id, principal), cfg.clock()
+    order.reject_customs(reason.strip()[:500], now)
+    return representations.order_view(order, now)
+
+
+def ship_order(
+    uow: UnitOfWork,
+    cfg: CommerceConfig,
+    principal: Principal,
+    order_id: UUID,
+    carrier: str,
+    tracking_no: str,
+) -> dict:
+    _require(principal, MERCHANT, ADMIN)
+    order, now = load_order(uow, order_id, principal), cfg.clock()
+    order.ship(carrier.strip()[:64], tracking_no.strip()[:64], now)
+    stocks, _ = _holds(uow, order)
+    for stock in stocks:
+        stock.commit(order.id)
+    return representations.order_view(order, now)
+
+
+def deliver_order(
+    uow: UnitOfWork, cfg: CommerceConfig, principal: Principal, order_id: UUID
+) -> dict:
+    _require(principal, MERCHANT, ADMIN)
+    order, now = load_order(uow, order_id, principal), cfg.clock()
+    order.deliver(now)
+    return representations.order_view(order, now)
+
+
+def refund_order(
+    uow: UnitOfWork,
+    cfg: CommerceConfig,
+    principal: Principal,
+    order_id: UUID,
+    refund_ref: str,
+    amount_fen: int,
+    reason: str,
+) -> dict:
+    """Idempotent by refund reference. A full refund before shipment returns the stock."""
+    _require(principal, MERCHANT, ADMIN)
+    order, now = load_order(uow, order_id, principal), cfg.clock()
+    if not 0 < len(refund_ref.strip()) <= 64:
+        raise InvalidInput("must be 1 to 64 characters", field="refund_ref")
+    if order.refund(refund_ref.strip(), amount_fen, reason.strip()[:200], now):
+        _release(uow, order)
+    return representations.order_view(order, now)
+
+
+def due_for_expiry(order: Order, now: datetime) -> bool:
+    return order.recorded_status == "placed" and now >= order.expires_at

@@ -1,0 +1,41 @@
+"""Records expiries of unpaid orders. Stock and quota do not wait for it: an unpaid hold stops
+counting the moment it lapses (see commerce.domain.inventory); this only writes the fact down,
+releasing lapsed holds so streams stay small and lists say "expired"."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from litestar.concurrency import sync_to_thread
+
+from commerce.api.runtime import CommerceRuntime
+from commerce.services.ordering import expire_order
+
+log = logging.getLogger(__name__)
+
+
+async def sweep_once(runtime: CommerceRuntime, limit: int = 500) -> int:
+    now = runtime.cfg.clock()
+    rows = await sync_to_thread(
+        runtime.store.query,
+        "SELECT id FROM list_orders WHERE status = 'placed' AND expires_at <= %s LIMIT %s",
+        (now.timestamp(), limit),
+    )
+    expired = 0
+    for (order_id,) in rows:
+        if await runtime.writer.submit(expire_order, runtime.cfg, UUID(order_id)):
+            expired += 1
+    return expired
+
+
+async def sweep_forever(runtime: CommerceRuntime, interval: float) -> None:
+    while True:
+        try:
+            await sweep_once(runtime)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("expiry sweep failed; next try in %ss", interval)
+        await asyncio.sleep(interval)

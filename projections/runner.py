@@ -1,0 +1,146 @@
+"""Catch-up runner for SQL read models: batched, exactly once, safe with many processes.
+
+Each batch applies up to `batch_size` events and moves the projection's tracking position in the
+same transaction (research/eventsourcing.md §5.5: one transaction per event is ~230 events/s, a
+batch of 1,000 ~7,600/s). The tracking row is locked and re-checked inside the transaction, so
+two processes running the same projection never apply an event twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Protocol
+
+from eventsourcing.application import Application
+
+from projections.sqlstore import SqlStore
+
+log = logging.getLogger(__name__)
+
+TRACKING_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking "
+    "(name TEXT PRIMARY KEY, position BIGINT NOT NULL)"
+)
+
+
+class Projection(Protocol):
+    name: str
+    topics: tuple[str, ...]
+    schema: tuple[str, ...]
+
+    def apply(self, cur: Any, event: Any, position: int) -> None: ...
+
+
+def migrate(store: SqlStore, projection: Projection) -> None:
+    with store.transaction() as cur:
+        cur.execute(TRACKING_DDL)
+        for ddl in projection.schema:
+            cur.execute(ddl)
+        cur.execute(
+            "INSERT INTO projection_tracking (name, position) VALUES (%s, 0) "
+            "ON CONFLICT (name) DO NOTHING",
+            (projection.name,),
+        )
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        app: Application,
+        store: SqlStore,
+        projection: Projection,
+        *,
+        batch_size: int = 1000,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.projection = projection
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._wake = threading.Event()
+        self._caught_up = threading.Condition()
+        self.position = self._read_position()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _read_position(self) -> int:
+        rows = self.store.query(
+            "SELECT position FROM projection_tracking WHERE name = %s", (self.projection.name,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def catch_up(self) -> int:
+        """Apply everything committed so far; returns how many events were applied."""
+        applied = 0
+        head = self.app.recorder.max_notification_id() or 0
+        while True:
+            start = self._read_position()
+            if start >= head:
+                break
+            notes = self.app.recorder.select_notifications(
+                start,
+                limit=self.batch_size,
+                stop=head,
+                topics=self.projection.topics,
+                inclusive_of_start=False,
+            )
+            end = notes[-1].id if len(notes) == self.batch_size else head
+            with self.store.transaction() as cur:
+                lock = " FOR UPDATE" if self.store.dialect == "postgres" else ""
+                cur.execute(
+                    f"SELECT position FROM projection_tracking WHERE name = %s{lock}",  # noqa: S608
+                    (self.projection.name,),
+                )
+                if int(cur.fetchone()[0]) != start:
+                    continue  # another process moved it: re-read and go on from there
+                for note in notes:
+                    self.projection.apply(cur, self.app.mapper.to_domain_event(note), note.id)
+                cur.execute(
+                    "UPDATE projection_tracking SET position = %s WHERE name = %s",
+                    (end, self.projection.name),
+                )
+            applied += len(notes)
+        with self._caught_up:
+            self.position = max(self.position, head, self._read_position())
+            self._caught_up.notify_all()
+        return applied
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wait_for(self, position: int, timeout: float = 2.0) -> bool:
+        deadline = time.monotonic() + timeout
+        self.wake()
+        with self._caught_up:
+            while self.position < position:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._caught_up.wait(left)
+        return True
+
+    def start(self) -> ProjectionRunner:
+        self._thread = threading.Thread(
+            target=self._run, name=f"projection-{self.projection.name}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.catch_up()
+            except Exception:
+                log.exception("projection %s failed; retrying", self.projection.name)
+                time.sleep(1)
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()

@@ -1,0 +1,93 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from litestar import Litestar, MediaType, get
+from litestar.concurrency import sync_to_thread
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+
+from commerce.api.admin import AdminController, get_fx_rate
+from commerce.api.auth import provide_idempotency, provide_principal
+from commerce.api.catalog import MerchantController, sign_up_buyer
+from commerce.api.orders import OrderController
+from commerce.api.problems import EXCEPTION_HANDLERS, problem
+from commerce.api.runtime import CommerceRuntime
+from commerce.sweeper import sweep_forever
+from redcart.settings import Settings
+from redcart.wiring import build_commerce
+
+THREADS = 16  # at most the PostgreSQL pool size: a thread never waits on a connection
+
+
+@get("/healthz", tags=["ops"], media_type=MediaType.JSON)
+async def healthz() -> dict:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@get("/readyz", tags=["ops"])
+async def readyz(runtime: CommerceRuntime) -> object:
+    """The event store and the read models answer."""
+    try:
+        head = await sync_to_thread(runtime.app.recorder.max_notification_id)
+        await sync_to_thread(runtime.store.query, "SELECT 1")
+    except Exception as exc:
+        return problem(503, "Not ready", f"store check failed: {type(exc).__name__}", "not_ready")
+    return {"status": "ready", "events": head or 0, "lists_position": runtime.lists.position}
+
+
+def create_app(
+    settings: Settings | None = None, runtime: CommerceRuntime | None = None
+) -> Litestar:
+    settings = settings or Settings.from_env()
+    runtime = runtime or build_commerce(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+        runtime.writer.start()
+        runtime.lists.start()
+        sweeper = asyncio.create_task(sweep_forever(runtime, settings.sweep_interval_seconds))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            runtime.lists.stop()
+            runtime.writer.stop()
+            runtime.store.close()
+            runtime.app.close()
+
+    return Litestar(
+        route_handlers=[
+            healthz,
+            readyz,
+            AdminController,
+            get_fx_rate,
+            MerchantController,
+            sign_up_buyer,
+            OrderController,
+        ],
+        dependencies={
+            "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+            "idempotency": Provide(provide_idempotency),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="redcart",
+            version="0.1.0",
+            description="Event-sourced cross-border social commerce and live shopping.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        ),
+        debug=False,
+    )

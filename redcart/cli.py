@@ -1,0 +1,83 @@
+"""The `redcart` command: serve, migrate, demo, bench."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from redcart.settings import Settings
+
+
+@click.group()
+def main() -> None:
+    """redcart: event-sourced cross-border social commerce and live shopping."""
+
+
+@main.command()
+def migrate() -> None:
+    """Create the event store and read-model tables (run once before servers start)."""
+    from redcart.wiring import migrate as run_migrations
+
+    settings = Settings.from_env()
+    for what in run_migrations(settings):
+        click.echo(f"migrated: {what}")
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (REDCART_HOST, default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (REDCART_PORT, default 8000).")
+@click.option("--workers", default=1, show_default=True, help="Server processes (PostgreSQL).")
+def serve(host: str | None, port: int | None, workers: int) -> None:
+    """Start the API server."""
+    import uvicorn
+
+    settings = Settings.from_env()
+    host, port = host or settings.host, port or settings.port
+    store = settings.database_url or f"SQLite under {settings.var_dir}"
+    click.echo(f"redcart on http://{host}:{port}  (store: {store.split('@')[-1]})")
+    click.echo(f"  API docs:  http://{host}:{port}/schema")
+    click.echo(f"  admin key: {settings.var_dir / 'admin.key'} (or REDCART_ADMIN_KEY)")
+    if workers > 1 and not settings.database_url:
+        raise click.UsageError("several workers need PostgreSQL (REDCART_DATABASE_URL)")
+    uvicorn.run(
+        "redcart.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_level="info",
+        access_log=False,
+    )
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Skip if demo data was loaded before.")
+def demo(once: bool) -> None:
+    """Load demo merchants, warehouses, products, stock, FX rates and a buyer with an order."""
+    from redcart.demo import load_demo
+
+    result = load_demo(Settings.from_env(), once=once)
+    click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print figures as JSON only.")
+@click.option("--seconds", default=10.0, show_default=True, help="Measured time per phase.")
+@click.option("--clients", default=64, show_default=True, help="Concurrent HTTP clients.")
+def bench(name: str, as_json: bool, seconds: float, clients: int) -> None:
+    """Run a benchmark from bench/ (orders) and print its figures."""
+    from bench import REGISTRY
+
+    if name not in REGISTRY:
+        raise click.UsageError(f"unknown benchmark {name!r}; known: {', '.join(REGISTRY)}")
+    figures = REGISTRY[name](seconds=seconds, clients=clients, progress=not as_json)
+    json.dump(figures, sys.stdout, indent=None if as_json else 2)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Demo data for `make run`: enough for a newcomer to call every endpoint at once."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from uuid import UUID
+
+from commerce import credentials
+from commerce.domain import ids
+from commerce.domain.merchants import Merchant
+from commerce.services import catalog, ordering
+from commerce.services.access import Principal
+from commerce.services.idempotency import Idempotency
+from redcart.settings import Settings
+from redcart.wiring import build_commerce
+
+DEMO_ID = "11010519491231002X"  # a well-known valid sample resident ID (check digit X)
+MERCHANTS = [
+    ("Sakura Beauty KK", "JP", "JPY", ("Tokyo DC", "direct_mail", "JP", "1-2-3 Koto, Tokyo")),
+    ("Seoul Glow Co", "KR", "KRW", ("Incheon DC", "direct_mail", "KR", "45 Songdo-ro, Incheon")),
+]
+PRODUCTS = {
+    "Sakura Beauty KK": [
+        (
+            "SK-SUN-50",
+            "资生堂 安热沙 小金瓶防晒霜 Anessa Perfect UV Sunscreen 60ml",
+            "Anessa",
+            "JP",
+            "3304990099",
+            "beauty",
+            3280,
+            90,
+        ),
+        (
+            "SK-LOT-150",
+            "雪肌精 化妆水 Sekkisei Lotion 200ml",
+            "Sekkisei",
+            "JP",
+            "3304990099",
+            "beauty",
+            5500,
+            260,
+        ),
+        (
+            "SK-VITC-60",
+            "DHC 维生素C Vitamin C 60 days",
+            "DHC",
+            "JP",
+            "2106909090",
+            "health",
+            480,
+            50,
+        ),
+    ],
+    "Seoul Glow Co": [
+        (
+            "SG-MASK-10",
+            "Mediheal 面膜 N.M.F Aquaring Ampoule Mask x10",
+            "Mediheal",
+            "KR",
+            "3304990099",
+            "beauty",
+            25000,
+            300,
+        ),
+        (
+            "SG-CUSH-01",
+            "Laneige 气垫 Neo Cushion Matte",
+            "Laneige",
+            "KR",
+            "3304990099",
+            "beauty",
+            42000,
+            120,
+        ),
+    ],
+}
+ADDRESS = {
+    "recipient": "王小红",
+    "mobile": "13800138000",
+    "province": "上海市",
+    "city": "上海市",
+    "district": "黄浦区",
+    "street": "南京东路 100 号",
+    "postcode": "200001",
+}
+
+
+def load_demo(settings: Settings, *, once: bool = False) -> dict:
+    runtime = build_commerce(settings)
+    writer, cfg = runtime.writer.start(), runtime.cfg
+    admin = Principal("admin")
+    try:
+        first = ids.keyed_id("merchant", admin.name, "demo:merchant:0")
+        already = runtime.app.repository.__contains__(first)
+        if already and once:
+            return {"demo": "already loaded", **_summary(runtime, settings)}
+        for rate in (("JPY", "0.0478"), ("KRW", "0.0052"), ("USD", "7.12")):
+            writer.execute(catalog.set_fx_rate, cfg, rate[0], Decimal(rate[1]), "demo")
+        for n, (name, country, currency, (wname, kind, wcountry, addr)) in enumerate(MERCHANTS):
+            merchant = writer.execute(
+                catalog.onboard_merchant, cfg, _key(admin, f"merchant:{n}"), name, country, currency
+            ).body
+            mid = UUID(merchant["id"])
+            bonded = writer.execute(
+                catalog.open_warehouse,
+                cfg,
+                _key(Principal("merchant", mid), "bonded"),
+                mid,
+                "Ningbo Bonded Zone",
+                "bonded",
+                "CN",
+                "Meishan Bonded Port, Ningbo, Zhejiang",
+            ).body
+            overseas = writer.execute(
+                catalog.open_warehouse,
+                cfg,
+                _key(Principal("merchant", mid), "overseas"),
+                mid,
+                wname,
+                kind,
+                wcountry,
+                addr,
+            ).body
+            for sku, title, brand, origin, hs, cat, price, grams in PRODUCTS[name]:
+                fields = {
+                    "sku": sku,
+                    "title": title,
+                    "brand": brand,
+                    "origin_country": origin,
+                    "hs_code": hs,
+                    "category": cat,
+                    "list_price_minor": price,
+                    "weight_grams": grams,
+                    "vat_rate": Decimal("0.13"),
+                    "consumption_tax_rate": Decimal("0"),
+                }
+                product = writer.execute(
+                    catalog.list_product, cfg, _key(Principal("merchant", mid), sku), mid, fields
+                ).body
+                pid = UUID(product["id"])
+                if not already:
+                    writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(bonded["id"]), 40)
+                    writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(overseas["id"]), 200)
+        buyer = writer.execute(catalog.sign_up_buyer, cfg, _key(admin, "buyer"), "小红 (demo)").body
+        first_merchant = writer.execute(
+            catalog.onboard_merchant, cfg, _key(admin, "merchant:0"), *MERCHANTS[0][:3]
+        ).body
+        writer.execute(
+            ordering.place_order,
+            cfg,
+            _key(Principal("buyer", UUID(buyer["id"])), "order"),
+            UUID(buyer["id"]),
+            UUID(first_merchant["id"]),
+            [("SK-SUN-50", 2), ("SK-VITC-60", 1)],
+            "王小红",
+            DEMO_ID,
+            ADDRESS,
+        )
+        return {"demo": "loaded", **_summary(runtime, settings)}
+    finally:
+        writer.stop()
+        runtime.store.close()
+        runtime.app.close()
+
+
+def _key(principal: Principal, key: str) -> Idempotency:
+    return Idempotency(principal.name, f"demo:{key}", f"demo:{key}")
+
+
+def _summary(runtime, settings: Settings) -> dict:  # type: ignore[no-untyped-def]
+    secret = runtime.cfg.secret_key
+    admin = Principal("admin").name
+    merchants = []
+    for n, (name, *_rest) in enumerate(MERCHANTS):
+        mid = ids.keyed_id("merchant", admin, f"demo:merchant:{n}")
+        merchant = runtime.app.repository.get(mid)
+        assert isinstance(merchant, Merchant)
+        merchants.append(
+            {
+                "name": name,
+                "id": str(mid),
+                "api_key": credentials.issue(credentials.MERCHANT_PREFIX, mid, secret),
+            }
+        )
+    buyer_id = ids.keyed_id("buyer", admin, "demo:buyer")
+    order_id = ids.keyed_id("order", Principal("buyer", buyer_id).name, "demo:order")
+    base = f"http://{settings.host}:{settings.port}"
+    buyer_token = credentials.issue(credentials.BUYER_PREFIX, buyer_id, secret)
+    return {
+        "admin_key": settings.admin_key,
+        "merchants": merchants,
+        "buyer": {"id": str(buyer_id), "token": buyer_token},
+        "demo_order": str(order_id),
+        "try": [
+            f"curl -H 'Authorization: Bearer {buyer_token}' {base}/orders/{order_id}",
+            f"curl -H 'Authorization: Bearer {merchants[0]['api_key']}' {base}/products",
+            f"open {base}/schema",
+        ],
+    }

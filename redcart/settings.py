@@ -1,0 +1,73 @@
+"""Settings from the environment (REDCART_*), with dev-friendly defaults for the embedded mode.
+
+Secrets (admin key, secret key) come from the environment; when unset, the embedded default
+generates them once into the var directory so `make run` works with nothing configured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from commerce.config import CommerceConfig
+from commerce.domain.pricing import CbecPolicy, FreightRates
+
+
+def _secret_file(path: Path, nbytes: int) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str | None
+    var_dir: Path
+    host: str
+    port: int
+    admin_key: str
+    secret_key: str
+    reservation_ttl_seconds: int
+    sweep_interval_seconds: float
+    max_body_bytes: int
+    freight: FreightRates
+    cbec: CbecPolicy
+    writer_max_batch: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        var_dir = Path(env.get("REDCART_VAR_DIR", "var")).resolve()
+        return cls(
+            database_url=env.get("REDCART_DATABASE_URL") or None,
+            var_dir=var_dir,
+            host=env.get("REDCART_HOST", "127.0.0.1"),
+            port=int(env.get("REDCART_PORT", "8000")),
+            admin_key=env.get("REDCART_ADMIN_KEY") or _secret_file(var_dir / "admin.key", 24),
+            secret_key=env.get("REDCART_SECRET_KEY") or _secret_file(var_dir / "secret.key", 32),
+            reservation_ttl_seconds=int(env.get("REDCART_RESERVATION_TTL_SECONDS", "900")),
+            sweep_interval_seconds=float(env.get("REDCART_SWEEP_INTERVAL_SECONDS", "5")),
+            max_body_bytes=int(env.get("REDCART_MAX_BODY_BYTES", str(64 * 1024))),
+            freight=FreightRates(**json.loads(env.get("REDCART_FREIGHT_RATES", "{}"))),
+            cbec=CbecPolicy(
+                **json.loads(env.get("REDCART_CBEC_POLICY", "{}"), parse_float=Decimal)
+            ),
+            writer_max_batch=int(env.get("REDCART_WRITER_MAX_BATCH", "256")),
+        )
+
+    def commerce_config(self) -> CommerceConfig:
+        return CommerceConfig(
+            secret_key=self.secret_key.encode(),
+            reservation_ttl=timedelta(seconds=self.reservation_ttl_seconds),
+            freight=self.freight,
+            cbec=self.cbec,
+        )

@@ -1,0 +1,53 @@
+"""Builds each context's runtime from settings: the one place that knows how it all fits."""
+
+from __future__ import annotations
+
+from commerce.api.runtime import CommerceRuntime
+from commerce.application import Commerce
+from commerce.platform.eventstore import event_store_env, is_postgres
+from commerce.platform.groupcommit import GroupCommitWriter
+from projections import runner as projection_runner
+from projections.commerce_lists import CommerceLists
+from projections.sqlstore import SqlStore
+from redcart.settings import Settings
+
+
+def commerce_app(settings: Settings, *, create_table: bool) -> Commerce:
+    env = event_store_env(
+        settings.database_url, settings.var_dir, Commerce.name, create_table=create_table
+    )
+    return Commerce(env=env)
+
+
+def migrate(settings: Settings) -> list[str]:
+    """Create every table once, before any server or worker starts."""
+    done = []
+    app = commerce_app(settings, create_table=True)
+    app.close()
+    done.append("commerce events")
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    try:
+        projection_runner.migrate(store, CommerceLists())
+    finally:
+        store.close()
+    done.append("commerce list views")
+    return done
+
+
+def build_commerce(settings: Settings) -> CommerceRuntime:
+    # SQLite is one process: creating tables at start is safe there and spares a step.
+    app = commerce_app(settings, create_table=not is_postgres(settings.database_url))
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    projection = CommerceLists()
+    if not is_postgres(settings.database_url):
+        projection_runner.migrate(store, projection)
+    lists = projection_runner.ProjectionRunner(app, store, projection, poll_interval=0.25)
+    writer = GroupCommitWriter(app, max_batch=settings.writer_max_batch, on_commit=lists.wake)
+    return CommerceRuntime(
+        app=app,
+        writer=writer,
+        cfg=settings.commerce_config(),
+        store=store,
+        lists=lists,
+        admin_key=settings.admin_key,
+    )
