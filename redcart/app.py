@@ -16,9 +16,9 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from commerce.api.admin import AdminController, get_fx_rate
 from commerce.api.auth import provide_idempotency, provide_principal
 from commerce.api.catalog import MerchantController, sign_up_buyer
+from commerce.api.deps import Runtime
 from commerce.api.orders import OrderController
 from commerce.api.problems import EXCEPTION_HANDLERS, problem
-from commerce.api.runtime import CommerceRuntime
 from commerce.sweeper import sweep_forever
 from redcart.settings import Settings
 from redcart.wiring import build_commerce
@@ -33,7 +33,7 @@ async def healthz() -> dict:
 
 
 @get("/readyz", tags=["ops"])
-async def readyz(runtime: CommerceRuntime) -> object:
+async def readyz(runtime: Runtime) -> object:
     """The event store and the read models answer."""
     try:
         head = await sync_to_thread(runtime.app.recorder.max_notification_id)
@@ -43,9 +43,7 @@ async def readyz(runtime: CommerceRuntime) -> object:
     return {"status": "ready", "events": head or 0, "lists_position": runtime.lists.position}
 
 
-def create_app(
-    settings: Settings | None = None, runtime: CommerceRuntime | None = None
-) -> Litestar:
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     runtime = runtime or build_commerce(settings)
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Controller, Response, get, post, put
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from commerce.api import schemas
 from commerce.api.auth import require
 from commerce.api.common import answer, page
-from commerce.api.runtime import CommerceRuntime
+from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.credentials import MERCHANT_PREFIX, issue
 from commerce.domain import ids
 from commerce.domain.accounts import FxRate
 from commerce.domain.errors import NotFound
 from commerce.representations import fx_view
 from commerce.services import catalog
-from commerce.services.access import ADMIN, Principal
-from commerce.services.idempotency import Idempotency
+from commerce.services.access import ADMIN
 
 
 class AdminController(Controller):
@@ -28,10 +27,10 @@ class AdminController(Controller):
     @post("/merchants", status_code=201)
     async def onboard_merchant(
         self,
-        data: schemas.OnboardMerchant,
-        principal: Principal,
-        idempotency: Idempotency | None,
-        runtime: CommerceRuntime,
+        data: JSONBody[schemas.OnboardMerchant],
+        principal: Caller,
+        idempotency: IdemKey,
+        runtime: Runtime,
     ) -> Response:
         """Onboard a merchant. The answer carries its API key, which is never shown again."""
         require(principal, ADMIN)
@@ -49,17 +48,21 @@ class AdminController(Controller):
     @get("/merchants")
     async def list_merchants(
         self,
-        principal: Principal,
-        runtime: CommerceRuntime,
-        cursor: str | None = None,
-        limit: int = Parameter(default=50),
+        principal: Caller,
+        runtime: Runtime,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
     ) -> dict:
         require(principal, ADMIN)
         return await page(runtime, "list_merchants", {}, cursor, limit)
 
     @put("/fx-rates/{currency:str}")
     async def set_fx_rate(
-        self, currency: str, data: schemas.SetFxRate, principal: Principal, runtime: CommerceRuntime
+        self,
+        currency: FromPath[str],
+        data: JSONBody[schemas.SetFxRate],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         """Set how many CNY one unit of a currency costs; every change is kept as an event."""
         require(principal, ADMIN)
@@ -69,7 +72,7 @@ class AdminController(Controller):
 
 
 @get("/fx-rates/{currency:str}", tags=["catalog"])
-async def get_fx_rate(currency: str, runtime: CommerceRuntime) -> dict:
+async def get_fx_rate(currency: FromPath[str], runtime: Runtime) -> dict:
     fx = await runtime.read(ids.fx_rate_id(currency.upper()), FxRate)
     if fx is None or fx.rate is None:
         raise NotFound(f"no FX rate is set for {currency}", field="currency")

@@ -7,14 +7,14 @@ import hashlib
 from litestar import Request
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 
-from commerce.api.runtime import CommerceRuntime
+from commerce.api.deps import Caller, Runtime
 from commerce.services.access import Principal
 from commerce.services.idempotency import Idempotency
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="redcart"'}
 
 
-async def provide_principal(request: Request, runtime: CommerceRuntime) -> Principal:
+async def provide_principal(request: Request, runtime: Runtime) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -27,13 +27,13 @@ async def provide_principal(request: Request, runtime: CommerceRuntime) -> Princ
     return principal
 
 
-def require(principal: Principal, *kinds: str) -> Principal:
+def require(principal: Caller, *kinds: str) -> Principal:
     if principal.kind not in kinds:
         raise PermissionDeniedException(f"this needs a {' or '.join(kinds)} credential")
     return principal
 
 
-async def provide_idempotency(request: Request, principal: Principal) -> Idempotency | None:
+async def provide_idempotency(request: Request, principal: Caller) -> Idempotency | None:
     key = request.headers.get("idempotency-key")
     if key is None:
         return None

@@ -5,13 +5,13 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Controller, Response, get, patch, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from commerce import credentials
 from commerce.api import schemas
 from commerce.api.auth import require
 from commerce.api.common import answer, body_uuid, page, path_uuid
-from commerce.api.runtime import CommerceRuntime
+from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain import ids
 from commerce.domain.errors import NotFound
 from commerce.domain.inventory import Stock
@@ -23,15 +23,14 @@ from commerce.representations import (
     warehouse_view,
 )
 from commerce.services import catalog
-from commerce.services.access import MERCHANT, Principal
-from commerce.services.idempotency import Idempotency
+from commerce.services.access import MERCHANT
 
 
 class MerchantController(Controller):
     tags = ("merchant",)
 
     @get("/merchants/me")
-    async def me(self, principal: Principal, runtime: CommerceRuntime) -> dict:
+    async def me(self, principal: Caller, runtime: Runtime) -> dict:
         require(principal, MERCHANT)
         merchant = await runtime.read(principal.id, Merchant)
         return merchant_view(merchant)
@@ -39,10 +38,10 @@ class MerchantController(Controller):
     @post("/warehouses", status_code=201)
     async def open_warehouse(
         self,
-        data: schemas.OpenWarehouse,
-        principal: Principal,
-        idempotency: Idempotency | None,
-        runtime: CommerceRuntime,
+        data: JSONBody[schemas.OpenWarehouse],
+        principal: Caller,
+        idempotency: IdemKey,
+        runtime: Runtime,
     ) -> Response:
         """Open a bonded (1210, inside China) or direct-mail (9610, overseas) warehouse."""
         require(principal, MERCHANT)
@@ -61,10 +60,10 @@ class MerchantController(Controller):
     @get("/warehouses")
     async def list_warehouses(
         self,
-        principal: Principal,
-        runtime: CommerceRuntime,
-        cursor: str | None = None,
-        limit: int = Parameter(default=50),
+        principal: Caller,
+        runtime: Runtime,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
     ) -> dict:
         require(principal, MERCHANT)
         where = {"merchant_id": str(principal.id)}
@@ -72,7 +71,10 @@ class MerchantController(Controller):
 
     @get("/warehouses/{warehouse_id:str}")
     async def get_warehouse(
-        self, warehouse_id: str, principal: Principal, runtime: CommerceRuntime
+        self,
+        warehouse_id: FromPath[str],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         require(principal, MERCHANT)
         warehouse = await runtime.read(path_uuid(warehouse_id, "warehouse"), Warehouse)
@@ -83,10 +85,10 @@ class MerchantController(Controller):
     @post("/products", status_code=201)
     async def list_product(
         self,
-        data: schemas.ListProduct,
-        principal: Principal,
-        idempotency: Idempotency | None,
-        runtime: CommerceRuntime,
+        data: JSONBody[schemas.ListProduct],
+        principal: Caller,
+        idempotency: IdemKey,
+        runtime: Runtime,
     ) -> Response:
         """List a SKU, priced in integer minor units of the merchant's settlement currency."""
         require(principal, MERCHANT)
@@ -99,10 +101,10 @@ class MerchantController(Controller):
     @get("/products")
     async def list_products(
         self,
-        principal: Principal,
-        runtime: CommerceRuntime,
-        cursor: str | None = None,
-        limit: int = Parameter(default=50),
+        principal: Caller,
+        runtime: Runtime,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
     ) -> dict:
         require(principal, MERCHANT)
         where = {"merchant_id": str(principal.id)}
@@ -110,7 +112,10 @@ class MerchantController(Controller):
 
     @get("/products/{product_id:str}")
     async def get_product(
-        self, product_id: str, principal: Principal, runtime: CommerceRuntime
+        self,
+        product_id: FromPath[str],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         require(principal, MERCHANT)
         product = await runtime.read(path_uuid(product_id, "product"), Product)
@@ -121,10 +126,10 @@ class MerchantController(Controller):
     @patch("/products/{product_id:str}")
     async def revise_product(
         self,
-        product_id: str,
-        data: schemas.ReviseProduct,
-        principal: Principal,
-        runtime: CommerceRuntime,
+        product_id: FromPath[str],
+        data: JSONBody[schemas.ReviseProduct],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         require(principal, MERCHANT)
         changes = {
@@ -140,7 +145,10 @@ class MerchantController(Controller):
 
     @get("/products/{product_id:str}/stock")
     async def product_stock(
-        self, product_id: str, principal: Principal, runtime: CommerceRuntime
+        self,
+        product_id: FromPath[str],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         """Stock per warehouse: on hand, reserved by unpaid or unshipped orders, available."""
         require(principal, MERCHANT)
@@ -164,11 +172,11 @@ class MerchantController(Controller):
     @post("/products/{product_id:str}/stock/{warehouse_id:str}/receipts", status_code=201)
     async def receive_stock(
         self,
-        product_id: str,
-        warehouse_id: str,
-        data: schemas.ReceiveStock,
-        principal: Principal,
-        runtime: CommerceRuntime,
+        product_id: FromPath[str],
+        warehouse_id: FromPath[str],
+        data: JSONBody[schemas.ReceiveStock],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         """Goods arrived at a warehouse."""
         require(principal, MERCHANT)
@@ -184,11 +192,11 @@ class MerchantController(Controller):
     @post("/products/{product_id:str}/stock/{warehouse_id:str}/adjustments", status_code=201)
     async def adjust_stock(
         self,
-        product_id: str,
-        warehouse_id: str,
-        data: schemas.AdjustStock,
-        principal: Principal,
-        runtime: CommerceRuntime,
+        product_id: FromPath[str],
+        warehouse_id: FromPath[str],
+        data: JSONBody[schemas.AdjustStock],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         """Correct on-hand stock (stocktake, damage); never below what is reserved."""
         require(principal, MERCHANT)
@@ -204,7 +212,7 @@ class MerchantController(Controller):
 
 
 @post("/buyers", status_code=201, tags=["buyer"])
-async def sign_up_buyer(data: schemas.SignUpBuyer, runtime: CommerceRuntime) -> Response:
+async def sign_up_buyer(data: JSONBody[schemas.SignUpBuyer], runtime: Runtime) -> Response:
     """Sign up as a buyer; the answer carries a bearer token, shown only here.
 
     No Idempotency-Key here: the caller is anonymous, so a replayed key would hand one

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from litestar import Response
+from litestar.di import NamedDependency
 
 from commerce.api.runtime import CommerceRuntime
 from commerce.domain.errors import InvalidInput, NotFound
@@ -49,7 +50,7 @@ def _encode_cursor(seq: int) -> str:
 
 
 async def page(
-    runtime: CommerceRuntime,
+    runtime: NamedDependency[CommerceRuntime],
     table: str,
     where: dict[str, str],
     cursor: str | None,

@@ -4,18 +4,17 @@ customs until those contexts land."""
 from __future__ import annotations
 
 from litestar import Controller, Response, get, post
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody
 
 from commerce.api import schemas
 from commerce.api.auth import require
 from commerce.api.common import answer, body_uuid, page, path_uuid
-from commerce.api.runtime import CommerceRuntime
+from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain.errors import NotFound
 from commerce.domain.orders import Order
 from commerce.representations import order_view
 from commerce.services import ordering
-from commerce.services.access import ADMIN, BUYER, MERCHANT, Principal, require_order_access
-from commerce.services.idempotency import Idempotency
+from commerce.services.access import ADMIN, BUYER, MERCHANT, require_order_access
 
 
 def _listed_status(item: dict, now_iso: str) -> dict:
@@ -31,10 +30,10 @@ class OrderController(Controller):
     @post("/", status_code=201)
     async def place_order(
         self,
-        data: schemas.PlaceOrder,
-        principal: Principal,
-        idempotency: Idempotency | None,
-        runtime: CommerceRuntime,
+        data: JSONBody[schemas.PlaceOrder],
+        principal: Caller,
+        idempotency: IdemKey,
+        runtime: Runtime,
     ) -> Response:
         """Place an order: stock is reserved until `pay_before`, priced in CNY with CBEC tax.
 
@@ -58,10 +57,10 @@ class OrderController(Controller):
     @get("/")
     async def list_orders(
         self,
-        principal: Principal,
-        runtime: CommerceRuntime,
-        cursor: str | None = None,
-        limit: int = Parameter(default=50),
+        principal: Caller,
+        runtime: Runtime,
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[int] = 50,
     ) -> dict:
         """A buyer's own orders, or a merchant's; newest first."""
         require(principal, BUYER, MERCHANT)
@@ -78,7 +77,10 @@ class OrderController(Controller):
 
     @get("/{order_id:str}")
     async def get_order(
-        self, order_id: str, principal: Principal, runtime: CommerceRuntime
+        self,
+        order_id: FromPath[str],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         order = await runtime.read(path_uuid(order_id, "order"), Order)
         if order is None:
@@ -86,16 +88,16 @@ class OrderController(Controller):
         require_order_access(principal, order.merchant_id, order.buyer_id)
         return order_view(order, runtime.cfg.clock())
 
-    async def _act(self, runtime: CommerceRuntime, use_case, *args) -> dict:  # type: ignore[no-untyped-def]
+    async def _act(self, runtime: Runtime, use_case, *args) -> dict:  # type: ignore[no-untyped-def]
         return await runtime.writer.submit(use_case, runtime.cfg, *args)
 
     @post("/{order_id:str}/cancel", status_code=200)
     async def cancel(
         self,
-        order_id: str,
-        data: schemas.CancelOrder,
-        principal: Principal,
-        runtime: CommerceRuntime,
+        order_id: FromPath[str],
+        data: JSONBody[schemas.CancelOrder],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         """Cancel an unpaid order (its buyer or merchant); the stock returns at once."""
         oid = path_uuid(order_id, "order")
@@ -103,7 +105,11 @@ class OrderController(Controller):
 
     @post("/{order_id:str}/mark-paid", status_code=200)
     async def mark_paid(
-        self, order_id: str, data: schemas.MarkPaid, principal: Principal, runtime: CommerceRuntime
+        self,
+        order_id: FromPath[str],
+        data: JSONBody[schemas.MarkPaid],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         """Record a payment (admin, until gateways report it). Idempotent by payment_ref."""
         require(principal, ADMIN)
@@ -115,10 +121,10 @@ class OrderController(Controller):
     @post("/{order_id:str}/customs/declare", status_code=200)
     async def declare_customs(
         self,
-        order_id: str,
-        data: schemas.DeclareCustoms,
-        principal: Principal,
-        runtime: CommerceRuntime,
+        order_id: FromPath[str],
+        data: JSONBody[schemas.DeclareCustoms],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         oid = path_uuid(order_id, "order")
         return await self._act(
@@ -127,7 +133,10 @@ class OrderController(Controller):
 
     @post("/{order_id:str}/customs/clear", status_code=200)
     async def clear_customs(
-        self, order_id: str, principal: Principal, runtime: CommerceRuntime
+        self,
+        order_id: FromPath[str],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.clear_customs, principal, oid)
@@ -135,10 +144,10 @@ class OrderController(Controller):
     @post("/{order_id:str}/customs/reject", status_code=200)
     async def reject_customs(
         self,
-        order_id: str,
-        data: schemas.RejectCustoms,
-        principal: Principal,
-        runtime: CommerceRuntime,
+        order_id: FromPath[str],
+        data: JSONBody[schemas.RejectCustoms],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.reject_customs, principal, oid, data.reason)
@@ -146,10 +155,10 @@ class OrderController(Controller):
     @post("/{order_id:str}/ship", status_code=200)
     async def ship(
         self,
-        order_id: str,
-        data: schemas.ShipOrder,
-        principal: Principal,
-        runtime: CommerceRuntime,
+        order_id: FromPath[str],
+        data: JSONBody[schemas.ShipOrder],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         oid = path_uuid(order_id, "order")
         return await self._act(
@@ -157,17 +166,22 @@ class OrderController(Controller):
         )
 
     @post("/{order_id:str}/deliver", status_code=200)
-    async def deliver(self, order_id: str, principal: Principal, runtime: CommerceRuntime) -> dict:
+    async def deliver(
+        self,
+        order_id: FromPath[str],
+        principal: Caller,
+        runtime: Runtime,
+    ) -> dict:
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.deliver_order, principal, oid)
 
     @post("/{order_id:str}/refunds", status_code=200)
     async def refund(
         self,
-        order_id: str,
-        data: schemas.RefundOrder,
-        principal: Principal,
-        runtime: CommerceRuntime,
+        order_id: FromPath[str],
+        data: JSONBody[schemas.RefundOrder],
+        principal: Caller,
+        runtime: Runtime,
     ) -> dict:
         """Refund all or part of a paid order; a full refund before shipment returns the stock."""
         oid = path_uuid(order_id, "order")

@@ -26,17 +26,22 @@ STATUS = {
 
 
 def problem(
-    status: int, title: str, detail: str, code: str, headers: dict | None = None, **extra: Any
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    headers: dict | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
     body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail}
-    body.update({k: v for k, v in extra.items() if v is not None})
+    body.update({k: v for k, v in (extra or {}).items() if v is not None and k not in body})
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def domain_error(_: Request, exc: errors.DomainError) -> Response:
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
     extra = {k: (str(v) if not isinstance(v, int | str) else v) for k, v in exc.extra.items()}
-    return problem(status, _title(exc), exc.detail, exc.code, field=exc.field, **extra)
+    return problem(status, _title(exc), exc.detail, exc.code, extra={"field": exc.field, **extra})
 
 
 def _title(exc: errors.DomainError) -> str:
@@ -61,8 +66,7 @@ def validation_error(_: Request, exc: ValidationException) -> Response:
         "Malformed request",
         f"{first['field']}: {first['message']}" if first["field"] else str(first["message"]),
         "malformed_request",
-        field=first["field"],
-        errors=problems or None,
+        extra={"field": first["field"], "errors": problems or None},
     )
 
 
