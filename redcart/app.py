@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             runtime.store.close()
             runtime.app.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -89,3 +89,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         ),
         debug=False,
     )
+    app.state.commerce = runtime  # guards read it before dependency injection runs
+    return app

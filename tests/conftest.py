@@ -48,9 +48,17 @@ def _throwaway_server(tmp: Path) -> Iterator[str] | None:
 
     port = _free_port()
     executor = PostgreSQLExecutor(
-        executable=pg_ctl, host="127.0.0.1", port=port, datadir=str(tmp / "pgdata"),
-        unixsocketdir=str(tmp), logfile=str(tmp / "pg.log"), startparams="-w",
-        dbname="test", user="postgres", password="", options="",
+        executable=pg_ctl,
+        host="127.0.0.1",
+        port=port,
+        datadir=str(tmp / "pgdata"),
+        unixsocketdir=str(tmp),
+        logfile=str(tmp / "pg.log"),
+        startparams="-w",
+        dbname="test",
+        user="postgres",
+        password="",
+        options="",
     )
     executor.start()
 

@@ -8,7 +8,7 @@ from litestar import Controller, Response, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from commerce.api import schemas
-from commerce.api.auth import require
+from commerce.api.auth import allow
 from commerce.api.common import answer, page
 from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.credentials import MERCHANT_PREFIX, issue
@@ -22,6 +22,7 @@ from commerce.services.access import ADMIN
 
 class AdminController(Controller):
     path = "/admin"
+    guards = (allow(ADMIN),)
     tags = ("admin",)
 
     @post("/merchants", status_code=201)
@@ -33,7 +34,6 @@ class AdminController(Controller):
         runtime: Runtime,
     ) -> Response:
         """Onboard a merchant. The answer carries its API key, which is never shown again."""
-        require(principal, ADMIN)
         result = await runtime.writer.submit(
             catalog.onboard_merchant,
             runtime.cfg,
@@ -53,7 +53,6 @@ class AdminController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
     ) -> dict:
-        require(principal, ADMIN)
         return await page(runtime, "list_merchants", {}, cursor, limit)
 
     @put("/fx-rates/{currency:str}")
@@ -65,7 +64,6 @@ class AdminController(Controller):
         runtime: Runtime,
     ) -> dict:
         """Set how many CNY one unit of a currency costs; every change is kept as an event."""
-        require(principal, ADMIN)
         return await runtime.writer.submit(
             catalog.set_fx_rate, runtime.cfg, currency, data.cny_per_unit, principal.name
         )

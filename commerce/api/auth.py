@@ -5,32 +5,51 @@ from __future__ import annotations
 import hashlib
 
 from litestar import Request
+from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Guard
 
-from commerce.api.deps import Caller, Runtime
+from commerce.api.deps import Caller
+from commerce.api.runtime import CommerceRuntime
 from commerce.services.access import Principal
 from commerce.services.idempotency import Idempotency
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="redcart"'}
 
 
-async def provide_principal(request: Request, runtime: Runtime) -> Principal:
-    header = request.headers.get("authorization", "")
+async def authenticated(connection: ASGIConnection) -> Principal:
+    """The caller, checked once per request (guards and handlers share the answer)."""
+    principal = connection.state.get("principal")
+    if principal is not None:
+        return principal
+    header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthorizedException(
             "send 'Authorization: Bearer <key or token>'", headers=CHALLENGE
         )
+    runtime: CommerceRuntime = connection.app.state.commerce
     principal = await runtime.authenticate(token.strip())
     if principal is None:
         raise NotAuthorizedException("unknown or revoked credentials", headers=CHALLENGE)
+    connection.state["principal"] = principal
     return principal
 
 
-def require(principal: Caller, *kinds: str) -> Principal:
-    if principal.kind not in kinds:
-        raise PermissionDeniedException(f"this needs a {' or '.join(kinds)} credential")
-    return principal
+async def provide_principal(request: Request) -> Principal:
+    return await authenticated(request)
+
+
+def allow(*kinds: str) -> Guard:
+    """A guard: who may call a route, decided before its body is even read."""
+
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        principal = await authenticated(connection)
+        if principal.kind not in kinds:
+            raise PermissionDeniedException(f"this needs a {' or '.join(kinds)} credential")
+
+    return guard
 
 
 async def provide_idempotency(request: Request, principal: Caller) -> Idempotency | None:

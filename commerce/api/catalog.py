@@ -9,7 +9,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from commerce import credentials
 from commerce.api import schemas
-from commerce.api.auth import require
+from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, page, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain import ids
@@ -27,11 +27,11 @@ from commerce.services.access import MERCHANT
 
 
 class MerchantController(Controller):
+    guards = (allow(MERCHANT),)
     tags = ("merchant",)
 
     @get("/merchants/me")
     async def me(self, principal: Caller, runtime: Runtime) -> dict:
-        require(principal, MERCHANT)
         merchant = await runtime.read(principal.id, Merchant)
         return merchant_view(merchant)
 
@@ -44,7 +44,6 @@ class MerchantController(Controller):
         runtime: Runtime,
     ) -> Response:
         """Open a bonded (1210, inside China) or direct-mail (9610, overseas) warehouse."""
-        require(principal, MERCHANT)
         result = await runtime.writer.submit(
             catalog.open_warehouse,
             runtime.cfg,
@@ -65,7 +64,6 @@ class MerchantController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
     ) -> dict:
-        require(principal, MERCHANT)
         where = {"merchant_id": str(principal.id)}
         return await page(runtime, "list_warehouses", where, cursor, limit)
 
@@ -76,7 +74,6 @@ class MerchantController(Controller):
         principal: Caller,
         runtime: Runtime,
     ) -> dict:
-        require(principal, MERCHANT)
         warehouse = await runtime.read(path_uuid(warehouse_id, "warehouse"), Warehouse)
         if warehouse is None or warehouse.merchant_id != principal.id:
             raise NotFound("no such warehouse", field="warehouse_id")
@@ -91,7 +88,6 @@ class MerchantController(Controller):
         runtime: Runtime,
     ) -> Response:
         """List a SKU, priced in integer minor units of the merchant's settlement currency."""
-        require(principal, MERCHANT)
         fields = {f: getattr(data, f) for f in data.__struct_fields__}
         result = await runtime.writer.submit(
             catalog.list_product, runtime.cfg, idempotency, principal.id, fields
@@ -106,7 +102,6 @@ class MerchantController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
     ) -> dict:
-        require(principal, MERCHANT)
         where = {"merchant_id": str(principal.id)}
         return await page(runtime, "list_products", where, cursor, limit)
 
@@ -117,7 +112,6 @@ class MerchantController(Controller):
         principal: Caller,
         runtime: Runtime,
     ) -> dict:
-        require(principal, MERCHANT)
         product = await runtime.read(path_uuid(product_id, "product"), Product)
         if product is None or product.merchant_id != principal.id:
             raise NotFound("no such product", field="product_id")
@@ -131,7 +125,6 @@ class MerchantController(Controller):
         principal: Caller,
         runtime: Runtime,
     ) -> dict:
-        require(principal, MERCHANT)
         changes = {
             f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None
         }
@@ -151,7 +144,6 @@ class MerchantController(Controller):
         runtime: Runtime,
     ) -> dict:
         """Stock per warehouse: on hand, reserved by unpaid or unshipped orders, available."""
-        require(principal, MERCHANT)
         pid = path_uuid(product_id, "product")
         product = await runtime.read(pid, Product)
         if product is None or product.merchant_id != principal.id:
@@ -179,7 +171,6 @@ class MerchantController(Controller):
         runtime: Runtime,
     ) -> dict:
         """Goods arrived at a warehouse."""
-        require(principal, MERCHANT)
         return await runtime.writer.submit(
             catalog.receive_stock,
             runtime.cfg,
@@ -199,7 +190,6 @@ class MerchantController(Controller):
         runtime: Runtime,
     ) -> dict:
         """Correct on-hand stock (stocktake, damage); never below what is reserved."""
-        require(principal, MERCHANT)
         return await runtime.writer.submit(
             catalog.adjust_stock,
             runtime.cfg,

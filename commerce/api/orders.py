@@ -7,7 +7,7 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from commerce.api import schemas
-from commerce.api.auth import require
+from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, page, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain.errors import NotFound
@@ -27,7 +27,7 @@ class OrderController(Controller):
     path = "/orders"
     tags = ("orders",)
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, guards=[allow(BUYER)])
     async def place_order(
         self,
         data: JSONBody[schemas.PlaceOrder],
@@ -40,7 +40,6 @@ class OrderController(Controller):
         The buyer's real name and resident ID are checked (check digit included) and kept only
         masked and hashed. Send an `Idempotency-Key` to retry safely.
         """
-        require(principal, BUYER)
         result = await runtime.writer.submit(
             ordering.place_order,
             runtime.cfg,
@@ -54,7 +53,7 @@ class OrderController(Controller):
         )
         return answer(result)
 
-    @get("/")
+    @get("/", guards=[allow(BUYER, MERCHANT)])
     async def list_orders(
         self,
         principal: Caller,
@@ -63,7 +62,6 @@ class OrderController(Controller):
         limit: FromQuery[int] = 50,
     ) -> dict:
         """A buyer's own orders, or a merchant's; newest first."""
-        require(principal, BUYER, MERCHANT)
         column = "buyer_id" if principal.kind == BUYER else "merchant_id"
         now_iso = runtime.cfg.clock().isoformat()
         return await page(
@@ -75,7 +73,7 @@ class OrderController(Controller):
             decorate=lambda item: _listed_status(item, now_iso),
         )
 
-    @get("/{order_id:str}")
+    @get("/{order_id:str}", guards=[allow(ADMIN, BUYER, MERCHANT)])
     async def get_order(
         self,
         order_id: FromPath[str],
@@ -91,7 +89,7 @@ class OrderController(Controller):
     async def _act(self, runtime: Runtime, use_case, *args) -> dict:  # type: ignore[no-untyped-def]
         return await runtime.writer.submit(use_case, runtime.cfg, *args)
 
-    @post("/{order_id:str}/cancel", status_code=200)
+    @post("/{order_id:str}/cancel", status_code=200, guards=[allow(ADMIN, BUYER, MERCHANT)])
     async def cancel(
         self,
         order_id: FromPath[str],
@@ -103,7 +101,7 @@ class OrderController(Controller):
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.cancel_order, principal, oid, data.reason)
 
-    @post("/{order_id:str}/mark-paid", status_code=200)
+    @post("/{order_id:str}/mark-paid", status_code=200, guards=[allow(ADMIN)])
     async def mark_paid(
         self,
         order_id: FromPath[str],
@@ -112,13 +110,12 @@ class OrderController(Controller):
         runtime: Runtime,
     ) -> dict:
         """Record a payment (admin, until gateways report it). Idempotent by payment_ref."""
-        require(principal, ADMIN)
         oid = path_uuid(order_id, "order")
         return await self._act(
             runtime, ordering.mark_paid, principal, oid, data.payment_ref, data.amount_fen
         )
 
-    @post("/{order_id:str}/customs/declare", status_code=200)
+    @post("/{order_id:str}/customs/declare", status_code=200, guards=[allow(ADMIN, MERCHANT)])
     async def declare_customs(
         self,
         order_id: FromPath[str],
@@ -131,7 +128,7 @@ class OrderController(Controller):
             runtime, ordering.declare_customs, principal, oid, data.declaration_ref
         )
 
-    @post("/{order_id:str}/customs/clear", status_code=200)
+    @post("/{order_id:str}/customs/clear", status_code=200, guards=[allow(ADMIN)])
     async def clear_customs(
         self,
         order_id: FromPath[str],
@@ -141,7 +138,7 @@ class OrderController(Controller):
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.clear_customs, principal, oid)
 
-    @post("/{order_id:str}/customs/reject", status_code=200)
+    @post("/{order_id:str}/customs/reject", status_code=200, guards=[allow(ADMIN)])
     async def reject_customs(
         self,
         order_id: FromPath[str],
@@ -152,7 +149,7 @@ class OrderController(Controller):
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.reject_customs, principal, oid, data.reason)
 
-    @post("/{order_id:str}/ship", status_code=200)
+    @post("/{order_id:str}/ship", status_code=200, guards=[allow(ADMIN, MERCHANT)])
     async def ship(
         self,
         order_id: FromPath[str],
@@ -165,7 +162,7 @@ class OrderController(Controller):
             runtime, ordering.ship_order, principal, oid, data.carrier, data.tracking_no
         )
 
-    @post("/{order_id:str}/deliver", status_code=200)
+    @post("/{order_id:str}/deliver", status_code=200, guards=[allow(ADMIN, MERCHANT)])
     async def deliver(
         self,
         order_id: FromPath[str],
@@ -175,7 +172,7 @@ class OrderController(Controller):
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.deliver_order, principal, oid)
 
-    @post("/{order_id:str}/refunds", status_code=200)
+    @post("/{order_id:str}/refunds", status_code=200, guards=[allow(ADMIN, MERCHANT)])
     async def refund(
         self,
         order_id: FromPath[str],

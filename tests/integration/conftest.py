@@ -35,23 +35,45 @@ ADMIN = bearer(ADMIN_KEY)
 class Shop:
     """A merchant with a bonded and a direct-mail warehouse, one product, an FX rate."""
 
-    def __init__(self, client: TestClient, name: str = "Sakura Beauty", bonded: int = 5,
-                 direct: int = 20, price_jpy: int = 3000) -> None:
+    def __init__(
+        self,
+        client: TestClient,
+        name: str = "Sakura Beauty",
+        bonded: int = 5,
+        direct: int = 20,
+        price_jpy: int = 3000,
+    ) -> None:
         self.client = client
-        r = client.post("/admin/merchants", headers=ADMIN,
-                        json={"name": name, "home_country": "JP", "settlement_currency": "JPY"})
+        r = client.post(
+            "/admin/merchants",
+            headers=ADMIN,
+            json={"name": name, "home_country": "JP", "settlement_currency": "JPY"},
+        )
         assert r.status_code == 201, r.text
         self.id, self.key = r.json()["id"], r.json()["api_key"]
         self.headers = bearer(self.key)
         client.put("/admin/fx-rates/JPY", headers=ADMIN, json={"cny_per_unit": "0.05"})
-        self.bonded = self.post("/warehouses", {"name": "Ningbo", "kind": "bonded",
-                                                "country": "CN", "address": "Meishan"})["id"]
-        self.direct = self.post("/warehouses", {"name": "Tokyo", "kind": "direct_mail",
-                                                "country": "JP", "address": "Koto"})["id"]
-        self.product = self.post("/products", {
-            "sku": "SUN-50", "title": "安热沙 Anessa sunscreen", "brand": "Anessa",
-            "origin_country": "JP", "hs_code": "3304990099", "category": "beauty",
-            "list_price_minor": price_jpy, "weight_grams": 90})["id"]
+        self.bonded = self.post(
+            "/warehouses",
+            {"name": "Ningbo", "kind": "bonded", "country": "CN", "address": "Meishan"},
+        )["id"]
+        self.direct = self.post(
+            "/warehouses",
+            {"name": "Tokyo", "kind": "direct_mail", "country": "JP", "address": "Koto"},
+        )["id"]
+        self.product = self.post(
+            "/products",
+            {
+                "sku": "SUN-50",
+                "title": "安热沙 Anessa sunscreen",
+                "brand": "Anessa",
+                "origin_country": "JP",
+                "hs_code": "3304990099",
+                "category": "beauty",
+                "list_price_minor": price_jpy,
+                "weight_grams": 90,
+            },
+        )["id"]
         if bonded:
             self.receive(self.bonded, bonded)
         if direct:
@@ -63,8 +85,9 @@ class Shop:
         return r.json()
 
     def receive(self, warehouse: str, quantity: int) -> dict:
-        return self.post(f"/products/{self.product}/stock/{warehouse}/receipts",
-                         {"quantity": quantity})
+        return self.post(
+            f"/products/{self.product}/stock/{warehouse}/receipts", {"quantity": quantity}
+        )
 
     def available(self) -> int:
         r = self.client.get(f"/products/{self.product}/stock", headers=self.headers)
@@ -79,9 +102,12 @@ def sign_up(client: TestClient, name: str = "buyer") -> dict[str, str]:
 
 
 def order_body(shop: Shop, quantity: int = 1, resident_id: str = VALID_ID, **extra: Any) -> dict:
-    return {"merchant_id": shop.id, "lines": [{"sku": "SUN-50", "quantity": quantity}],
-            "identity": {"name": "王小红", "resident_id": resident_id},
-            "address": ADDRESS} | extra
+    return {
+        "merchant_id": shop.id,
+        "lines": [{"sku": "SUN-50", "quantity": quantity}],
+        "identity": {"name": "王小红", "resident_id": resident_id},
+        "address": ADDRESS,
+    } | extra
 
 
 @pytest.fixture

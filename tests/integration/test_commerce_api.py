@@ -35,11 +35,17 @@ def test_the_whole_life_of_an_order_from_payment_to_delivery(client: TestClient)
     buyer = sign_up(client)
     order = client.post("/orders", headers=buyer, json=order_body(shop, quantity=2)).json()
     oid, total = order["id"], order["total_fen"]
-    paid = client.post(f"/orders/{oid}/mark-paid", headers=ADMIN,
-                       json={"payment_ref": "pay_1", "amount_fen": total})
+    paid = client.post(
+        f"/orders/{oid}/mark-paid",
+        headers=ADMIN,
+        json={"payment_ref": "pay_1", "amount_fen": total},
+    )
     assert paid.json()["status"] == "paid"
-    again = client.post(f"/orders/{oid}/mark-paid", headers=ADMIN,
-                        json={"payment_ref": "pay_1", "amount_fen": total})
+    again = client.post(
+        f"/orders/{oid}/mark-paid",
+        headers=ADMIN,
+        json={"payment_ref": "pay_1", "amount_fen": total},
+    )
     assert again.status_code == 200 and again.json()["version"] == paid.json()["version"]
     steps = [
         (f"/orders/{oid}/customs/declare", shop.headers, {"declaration_ref": "D-1"}),
@@ -53,7 +59,13 @@ def test_the_whole_life_of_an_order_from_payment_to_delivery(client: TestClient)
     final = client.get(f"/orders/{oid}", headers=buyer).json()
     assert final["status"] == "delivered"
     assert [h["status"] for h in final["history"]] == [
-        "placed", "paid", "customs_declared", "customs_cleared", "shipped", "delivered"]
+        "placed",
+        "paid",
+        "customs_declared",
+        "customs_cleared",
+        "shipped",
+        "delivered",
+    ]
     stock = client.get(f"/products/{shop.product}/stock", headers=shop.headers).json()
     assert sum(w["on_hand"] for w in stock["warehouses"]) == 25 - 2
     assert stock["available"] == 25 - 2
@@ -76,11 +88,17 @@ def test_a_full_refund_before_shipment_returns_the_stock(client: TestClient) -> 
     shop = Shop(client)
     buyer = sign_up(client)
     order = client.post("/orders", headers=buyer, json=order_body(shop, quantity=3)).json()
-    client.post(f"/orders/{order['id']}/mark-paid", headers=ADMIN,
-                json={"payment_ref": "p", "amount_fen": order["total_fen"]})
+    client.post(
+        f"/orders/{order['id']}/mark-paid",
+        headers=ADMIN,
+        json={"payment_ref": "p", "amount_fen": order["total_fen"]},
+    )
     assert shop.available() == 22
-    r = client.post(f"/orders/{order['id']}/refunds", headers=shop.headers,
-                    json={"refund_ref": "r1", "amount_fen": order["total_fen"]})
+    r = client.post(
+        f"/orders/{order['id']}/refunds",
+        headers=shop.headers,
+        json={"refund_ref": "r1", "amount_fen": order["total_fen"]},
+    )
     assert r.status_code == 200 and r.json()["status"] == "refunded"
     assert shop.available() == 25
 
@@ -104,8 +122,9 @@ def test_the_same_idempotency_key_and_body_answer_the_same_order_once(client: Te
 def test_lists_page_newest_first_with_a_cursor(client: TestClient) -> None:
     shop = Shop(client)
     buyer = sign_up(client)
-    ids = [client.post("/orders", headers=buyer, json=order_body(shop)).json()["id"]
-           for _ in range(5)]
+    ids = [
+        client.post("/orders", headers=buyer, json=order_body(shop)).json()["id"] for _ in range(5)
+    ]
     seen, cursor = [], None
     while True:
         params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
@@ -128,10 +147,14 @@ def test_merchants_see_and_change_only_their_own_resources(client: TestClient) -
     attempts = [
         client.get(f"/products/{theirs.product}", headers=mine.headers),
         client.get(f"/warehouses/{theirs.bonded}", headers=mine.headers),
-        client.post(f"/products/{theirs.product}/stock/{theirs.bonded}/receipts",
-                    headers=mine.headers, json={"quantity": 5}),
-        client.patch(f"/products/{theirs.product}", headers=mine.headers,
-                     json={"list_price_minor": 1}),
+        client.post(
+            f"/products/{theirs.product}/stock/{theirs.bonded}/receipts",
+            headers=mine.headers,
+            json={"quantity": 5},
+        ),
+        client.patch(
+            f"/products/{theirs.product}", headers=mine.headers, json={"list_price_minor": 1}
+        ),
         client.get(f"/orders/{oid}", headers=mine.headers),
         client.post(f"/orders/{oid}/cancel", headers=mine.headers, json={}),
         client.get(f"/orders/{oid}", headers=sign_up(client, "stranger")),
@@ -140,8 +163,10 @@ def test_merchants_see_and_change_only_their_own_resources(client: TestClient) -
         assert r.status_code == 404, r.text
         assert r.headers["content-type"] == "application/problem+json"
     assert theirs.available() == 24
-    assert client.get(f"/products/{theirs.product}", headers=theirs.headers).json()[
-        "list_price_minor"] == 3000
+    assert (
+        client.get(f"/products/{theirs.product}", headers=theirs.headers).json()["list_price_minor"]
+        == 3000
+    )
 
 
 def test_a_merchant_api_key_is_shown_once_and_checked(client: TestClient) -> None:
