@@ -1,0 +1,75 @@
+"""Real API servers in child processes, for claims about concurrency across processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import _free_port
+
+
+class ApiServer:
+    def __init__(self, settings_env: dict[str, str], log: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "redcart.asgi:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.log_path = log
+
+    def wait_ready(self, timeout: float = 30.0) -> ApiServer:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self._log.close()
+
+
+def settings_env(database_url: str | None, var_dir: Path) -> dict[str, str]:
+    from tests.conftest import ADMIN_KEY, SECRET_KEY
+
+    env = {
+        "REDCART_VAR_DIR": str(var_dir),
+        "REDCART_ADMIN_KEY": ADMIN_KEY,
+        "REDCART_SECRET_KEY": SECRET_KEY,
+        "REDCART_SWEEP_INTERVAL_SECONDS": "0.5",
+    }
+    if database_url:
+        env["REDCART_DATABASE_URL"] = database_url
+    return env
