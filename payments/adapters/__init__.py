@@ -1,0 +1,1 @@
+"""Provider dialects behind :class:`payments.port.PaymentGateway`."""
