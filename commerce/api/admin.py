@@ -7,6 +7,7 @@ from uuid import UUID
 from litestar import Controller, Response, get, post, put
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from commerce.api import responses as out
 from commerce.api import schemas
 from commerce.api.auth import allow
 from commerce.api.common import answer, page
@@ -32,7 +33,7 @@ class AdminController(Controller):
         principal: Caller,
         idempotency: IdemKey,
         runtime: Runtime,
-    ) -> Response:
+    ) -> Response[out.OnboardedMerchant]:
         """Onboard a merchant. The answer carries its API key, which is never shown again."""
         result = await runtime.writer.submit(
             catalog.onboard_merchant,
@@ -52,7 +53,7 @@ class AdminController(Controller):
         runtime: Runtime,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
-    ) -> dict:
+    ) -> out.Page:
         return await page(runtime, "list_merchants", {}, cursor, limit)
 
     @put("/fx-rates/{currency:str}")
@@ -62,7 +63,7 @@ class AdminController(Controller):
         data: JSONBody[schemas.SetFxRate],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.FxRate:
         """Set how many CNY one unit of a currency costs; every change is kept as an event."""
         return await runtime.writer.submit(
             catalog.set_fx_rate, runtime.cfg, currency, data.cny_per_unit, principal.name
@@ -70,7 +71,7 @@ class AdminController(Controller):
 
 
 @get("/fx-rates/{currency:str}", tags=["catalog"])
-async def get_fx_rate(currency: FromPath[str], runtime: Runtime) -> dict:
+async def get_fx_rate(currency: FromPath[str], runtime: Runtime) -> out.FxRate:
     fx = await runtime.read(ids.fx_rate_id(currency.upper()), FxRate)
     if fx is None or fx.rate is None:
         raise NotFound(f"no FX rate is set for {currency}", field="currency")

@@ -8,6 +8,7 @@ from litestar import Controller, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from commerce import credentials
+from commerce.api import responses as out
 from commerce.api import schemas
 from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, page, path_uuid
@@ -31,7 +32,7 @@ class MerchantController(Controller):
     tags = ("merchant",)
 
     @get("/merchants/me")
-    async def me(self, principal: Caller, runtime: Runtime) -> dict:
+    async def me(self, principal: Caller, runtime: Runtime) -> out.Merchant:
         merchant = await runtime.read(principal.id, Merchant)
         return merchant_view(merchant)
 
@@ -42,7 +43,7 @@ class MerchantController(Controller):
         principal: Caller,
         idempotency: IdemKey,
         runtime: Runtime,
-    ) -> Response:
+    ) -> Response[out.Warehouse]:
         """Open a bonded (1210, inside China) or direct-mail (9610, overseas) warehouse."""
         result = await runtime.writer.submit(
             catalog.open_warehouse,
@@ -63,7 +64,7 @@ class MerchantController(Controller):
         runtime: Runtime,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
-    ) -> dict:
+    ) -> out.Page:
         where = {"merchant_id": str(principal.id)}
         return await page(runtime, "list_warehouses", where, cursor, limit)
 
@@ -73,7 +74,7 @@ class MerchantController(Controller):
         warehouse_id: FromPath[str],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Warehouse:
         warehouse = await runtime.read(path_uuid(warehouse_id, "warehouse"), Warehouse)
         if warehouse is None or warehouse.merchant_id != principal.id:
             raise NotFound("no such warehouse", field="warehouse_id")
@@ -86,7 +87,7 @@ class MerchantController(Controller):
         principal: Caller,
         idempotency: IdemKey,
         runtime: Runtime,
-    ) -> Response:
+    ) -> Response[out.Product]:
         """List a SKU, priced in integer minor units of the merchant's settlement currency."""
         fields = {f: getattr(data, f) for f in data.__struct_fields__}
         result = await runtime.writer.submit(
@@ -101,7 +102,7 @@ class MerchantController(Controller):
         runtime: Runtime,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
-    ) -> dict:
+    ) -> out.Page:
         where = {"merchant_id": str(principal.id)}
         return await page(runtime, "list_products", where, cursor, limit)
 
@@ -111,7 +112,7 @@ class MerchantController(Controller):
         product_id: FromPath[str],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Product:
         product = await runtime.read(path_uuid(product_id, "product"), Product)
         if product is None or product.merchant_id != principal.id:
             raise NotFound("no such product", field="product_id")
@@ -124,7 +125,7 @@ class MerchantController(Controller):
         data: JSONBody[schemas.ReviseProduct],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Product:
         changes = {
             f: getattr(data, f) for f in data.__struct_fields__ if getattr(data, f) is not None
         }
@@ -142,7 +143,7 @@ class MerchantController(Controller):
         product_id: FromPath[str],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.ProductStock:
         """Stock per warehouse: on hand, reserved by unpaid or unshipped orders, available."""
         pid = path_uuid(product_id, "product")
         product = await runtime.read(pid, Product)
@@ -169,7 +170,7 @@ class MerchantController(Controller):
         data: JSONBody[schemas.ReceiveStock],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.WarehouseStock:
         """Goods arrived at a warehouse."""
         return await runtime.writer.submit(
             catalog.receive_stock,
@@ -188,7 +189,7 @@ class MerchantController(Controller):
         data: JSONBody[schemas.AdjustStock],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.WarehouseStock:
         """Correct on-hand stock (stocktake, damage); never below what is reserved."""
         return await runtime.writer.submit(
             catalog.adjust_stock,
@@ -202,7 +203,9 @@ class MerchantController(Controller):
 
 
 @post("/buyers", status_code=201, tags=["buyer"])
-async def sign_up_buyer(data: JSONBody[schemas.SignUpBuyer], runtime: Runtime) -> Response:
+async def sign_up_buyer(
+    data: JSONBody[schemas.SignUpBuyer], runtime: Runtime
+) -> Response[out.Buyer]:
     """Sign up as a buyer; the answer carries a bearer token, shown only here.
 
     No Idempotency-Key here: the caller is anonymous, so a replayed key would hand one

@@ -6,6 +6,7 @@ from __future__ import annotations
 from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from commerce.api import responses as out
 from commerce.api import schemas
 from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, page, path_uuid
@@ -34,7 +35,7 @@ class OrderController(Controller):
         principal: Caller,
         idempotency: IdemKey,
         runtime: Runtime,
-    ) -> Response:
+    ) -> Response[out.Order]:
         """Place an order: stock is reserved until `pay_before`, priced in CNY with CBEC tax.
 
         The buyer's real name and resident ID are checked (check digit included) and kept only
@@ -60,7 +61,7 @@ class OrderController(Controller):
         runtime: Runtime,
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
-    ) -> dict:
+    ) -> out.OrderPage:
         """A buyer's own orders, or a merchant's; newest first."""
         column = "buyer_id" if principal.kind == BUYER else "merchant_id"
         now_iso = runtime.cfg.clock().isoformat()
@@ -79,7 +80,7 @@ class OrderController(Controller):
         order_id: FromPath[str],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         order = await runtime.read(path_uuid(order_id, "order"), Order)
         if order is None:
             raise NotFound("no such order", field="order_id")
@@ -96,7 +97,7 @@ class OrderController(Controller):
         data: JSONBody[schemas.CancelOrder],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         """Cancel an unpaid order (its buyer or merchant); the stock returns at once."""
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.cancel_order, principal, oid, data.reason)
@@ -108,7 +109,7 @@ class OrderController(Controller):
         data: JSONBody[schemas.MarkPaid],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         """Record a payment (admin, until gateways report it). Idempotent by payment_ref."""
         oid = path_uuid(order_id, "order")
         return await self._act(
@@ -122,7 +123,7 @@ class OrderController(Controller):
         data: JSONBody[schemas.DeclareCustoms],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         oid = path_uuid(order_id, "order")
         return await self._act(
             runtime, ordering.declare_customs, principal, oid, data.declaration_ref
@@ -134,7 +135,7 @@ class OrderController(Controller):
         order_id: FromPath[str],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.clear_customs, principal, oid)
 
@@ -145,7 +146,7 @@ class OrderController(Controller):
         data: JSONBody[schemas.RejectCustoms],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.reject_customs, principal, oid, data.reason)
 
@@ -156,7 +157,7 @@ class OrderController(Controller):
         data: JSONBody[schemas.ShipOrder],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         oid = path_uuid(order_id, "order")
         return await self._act(
             runtime, ordering.ship_order, principal, oid, data.carrier, data.tracking_no
@@ -168,7 +169,7 @@ class OrderController(Controller):
         order_id: FromPath[str],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         oid = path_uuid(order_id, "order")
         return await self._act(runtime, ordering.deliver_order, principal, oid)
 
@@ -179,7 +180,7 @@ class OrderController(Controller):
         data: JSONBody[schemas.RefundOrder],
         principal: Caller,
         runtime: Runtime,
-    ) -> dict:
+    ) -> out.Order:
         """Refund all or part of a paid order; a full refund before shipment returns the stock."""
         oid = path_uuid(order_id, "order")
         return await self._act(

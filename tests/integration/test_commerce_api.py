@@ -185,3 +185,35 @@ def test_health_and_readiness_and_the_openapi_schema(client: TestClient) -> None
     assert client.get("/readyz").json()["status"] == "ready"
     schema = client.get("/schema/openapi.json").json()
     assert "/orders" in schema["paths"] and "/admin/merchants" in schema["paths"]
+
+
+def test_answers_match_the_documented_response_shapes(client: TestClient) -> None:
+    import msgspec
+
+    from commerce.api import responses as out
+
+    shop = Shop(client)
+    buyer = sign_up(client)
+    order = client.post("/orders", headers=buyer, json=order_body(shop))
+    checks = [
+        (order, out.Order),
+        (client.get(f"/orders/{order.json()['id']}", headers=buyer), out.Order),
+        (client.get("/orders", headers=buyer), out.OrderPage),
+        (client.get(f"/products/{shop.product}", headers=shop.headers), out.Product),
+        (client.get(f"/products/{shop.product}/stock", headers=shop.headers), out.ProductStock),
+        (client.get(f"/warehouses/{shop.bonded}", headers=shop.headers), out.Warehouse),
+        (client.get("/merchants/me", headers=shop.headers), out.Merchant),
+        (client.get("/fx-rates/JPY"), out.FxRate),
+        (client.post("/buyers", json={"display_name": "x"}), out.Buyer),
+        (
+            client.post(
+                "/admin/merchants",
+                headers=ADMIN,
+                json={"name": "N", "home_country": "KR", "settlement_currency": "KRW"},
+            ),
+            out.OnboardedMerchant,
+        ),
+    ]
+    for response, shape in checks:
+        assert response.status_code in (200, 201), response.text
+        msgspec.json.decode(response.content, type=shape)

@@ -1,0 +1,187 @@
+"""Response shapes, for the OpenAPI document. Handlers return the dicts that
+commerce.representations builds (they are also what idempotency records replay); a test decodes
+real answers into these structs so the two cannot drift apart."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class Out(msgspec.Struct, forbid_unknown_fields=True):
+    """Unknown fields are an error when tests decode real answers: drift shows at once."""
+
+
+class Merchant(Out):
+    id: str
+    name: str
+    home_country: str
+    settlement_currency: str
+    warehouse_ids: list[str]
+    created_at: str | None
+
+
+class OnboardedMerchant(Merchant):
+    api_key: str  # shown in this answer only; store it now
+
+
+class DeliveryDays(Out):
+    min: int
+    max: int
+
+
+class Warehouse(Out):
+    id: str
+    merchant_id: str
+    name: str
+    kind: str
+    customs_mode: str
+    country: str
+    address: str
+    delivery_days: DeliveryDays
+    created_at: str | None
+
+
+class Product(Out):
+    id: str
+    merchant_id: str
+    sku: str
+    title: str
+    brand: str
+    origin_country: str
+    hs_code: str
+    category: str
+    list_price_minor: int
+    currency: str
+    vat_rate: str
+    consumption_tax_rate: str
+    weight_grams: int
+    version: int
+
+
+class WarehouseStock(Out):
+    product_id: str
+    sku: str
+    warehouse_id: str
+    warehouse_kind: str | None
+    on_hand: int
+    reserved: int
+    available: int
+    version: int
+
+
+class ProductStock(Out):
+    product_id: str
+    sku: str
+    warehouses: list[WarehouseStock]
+    available: int
+
+
+class FxRate(Out):
+    currency: str
+    cny_per_unit: str
+    updated_at: str | None
+
+
+class Buyer(Out):
+    id: str
+    display_name: str
+    token: str  # shown in this answer only
+
+
+class Allocation(Out):
+    warehouse_id: str
+    quantity: int
+
+
+class OrderedLine(Out):
+    sku: str
+    product_id: str
+    title: str
+    quantity: int
+    unit_price_minor: int
+    currency: str
+    allocations: list[Allocation]
+
+
+class QuotedLine(Out):
+    sku: str
+    quantity: int
+    goods_fen: int
+    freight_fen: int
+    tax_fen: int
+    total_fen: int
+
+
+class QuotedShipment(Out):
+    warehouse_id: str
+    mode: str
+    customs_mode: str
+    goods_fen: int
+    freight_fen: int
+    tax_fen: int
+    total_fen: int
+    lines: list[QuotedLine]
+
+
+class Quote(Out):
+    goods_fen: int
+    freight_fen: int
+    tax_fen: int
+    total_fen: int
+    dutiable_fen: int
+    shipments: list[QuotedShipment]
+
+
+class MaskedIdentity(Out):
+    name: str
+    resident_id: str
+
+
+class StatusChange(Out):
+    status: str
+    at: str | None
+
+
+class Order(Out):
+    id: str
+    merchant_id: str
+    buyer_id: str
+    status: str
+    lines: list[OrderedLine]
+    quote: Quote
+    total_fen: int
+    currency: str
+    identity: MaskedIdentity
+    address: dict[str, str]
+    fx_rates: dict[str, str]
+    placed_at: str | None
+    pay_before: str | None
+    payment_ref: str | None
+    paid_at: str | None
+    customs: dict[str, str]
+    shipment: dict[str, str]
+    refunded_fen: int
+    attribution: dict | None
+    history: list[StatusChange]
+    version: int
+
+
+class OrderSummary(Out):
+    id: str
+    merchant_id: str
+    buyer_id: str
+    status: str
+    total_fen: int
+    placed_at: str
+    pay_before: str
+    lines: list[dict]
+
+
+class OrderPage(Out):
+    items: list[OrderSummary]
+    next_cursor: str | None
+
+
+class Page(Out):
+    items: list[dict]
+    next_cursor: str | None
