@@ -74,8 +74,11 @@ class Stock(Aggregate):
             )
         self._reserved(reservation_id, quantity, until)
 
-    def confirm(self, reservation_id: UUID) -> None:
-        """Payment arrived in time: the hold no longer expires."""
+    def confirm(self, reservation_id: UUID, now: datetime) -> None:
+        """Payment arrived in time: the hold no longer expires. A lapsed hold's units may
+        already be someone else's, so it cannot be revived."""
+        if reservation_id in self.lapsed(now):
+            raise InvalidTransition("the reservation lapsed before payment")
         if reservation_id in self.reservations:
             self._confirmed(reservation_id)
 
@@ -87,9 +90,9 @@ class Stock(Aggregate):
         if reservation_id in self.lapsed(now):
             self._expired(reservation_id)
 
-    def commit(self, reservation_id: UUID) -> None:
+    def commit(self, reservation_id: UUID, now: datetime) -> None:
         """The parcel left the warehouse: the units leave on-hand stock for good."""
-        if reservation_id not in self.reservations:
+        if reservation_id not in self.reservations or reservation_id in self.lapsed(now):
             raise InvalidTransition("no active reservation to ship from")
         self._committed(reservation_id, self.reservations[reservation_id][0])
 
@@ -149,8 +152,11 @@ class BuyerAnnualQuota(Aggregate):
     def hold(self, order_id: UUID, amount_fen: int, until: datetime) -> None:
         self._held(order_id, amount_fen, until)
 
-    def confirm(self, order_id: UUID) -> None:
-        if order_id in self.holds:
+    def confirm(self, order_id: UUID, now: datetime) -> None:
+        held = self.holds.get(order_id)
+        if held and held[1] is not None and held[1] <= now:
+            raise InvalidTransition("the hold lapsed before payment")
+        if held:
             self._confirmed(order_id)
 
     def release(self, order_id: UUID) -> None:

@@ -104,6 +104,7 @@ class GroupCommitWriter:
         self._seen_up_to = app.recorder.max_notification_id() or 0
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._accepting = threading.Lock()  # no command may slip in behind the stop sentinel
         self.stats = {"batches": 0, "commands": 0, "replays": 0}
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -113,8 +114,9 @@ class GroupCommitWriter:
         return self
 
     def stop(self) -> None:
-        self._stopping = True
-        self._queue.put(None)
+        with self._accepting:
+            self._stopping = True
+            self._queue.put(None)
         if self._thread:
             self._thread.join(timeout=10)
 
@@ -128,10 +130,11 @@ class GroupCommitWriter:
         return await asyncio.wrap_future(self._enqueue(command, args))
 
     def _enqueue(self, command: Command, args: tuple) -> Future:
-        if self._stopping:
-            raise WriterUnavailable("the writer is shutting down")
         item = _Item(command, args)
-        self._queue.put(item)
+        with self._accepting:
+            if self._stopping:
+                raise WriterUnavailable("the writer is shutting down")
+            self._queue.put(item)
         return item.future
 
     # -- the writer thread ---------------------------------------------------------------------

@@ -262,9 +262,9 @@ def mark_paid(
     if order.mark_paid(ref, fen, now):
         stocks, quota = _holds(uow, order)
         for stock in stocks:
-            stock.confirm(order.id)
+            stock.confirm(order.id, now)
         if quota:
-            quota.confirm(order.id)
+            quota.confirm(order.id, now)
     return representations.order_view(order, now)
 
 
@@ -340,7 +340,7 @@ def ship_order(
     order.ship(carrier.strip()[:64], tracking_no.strip()[:64], now)
     stocks, _ = _holds(uow, order)
     for stock in stocks:
-        stock.commit(order.id)
+        stock.commit(order.id, now)
     return representations.order_view(order, now)
 
 
