@@ -169,17 +169,20 @@ class MerchantController(Controller):
         warehouse_id: FromPath[str],
         data: JSONBody[schemas.ReceiveStock],
         principal: Caller,
+        idempotency: IdemKey,
         runtime: Runtime,
-    ) -> out.WarehouseStock:
+    ) -> Response[out.WarehouseStock]:
         """Goods arrived at a warehouse."""
-        return await runtime.writer.submit(
+        result = await runtime.writer.submit(
             catalog.receive_stock,
             runtime.cfg,
             principal.id,
             path_uuid(product_id, "product"),
             body_uuid(warehouse_id, "warehouse_id"),
             data.quantity,
+            idempotency,
         )
+        return answer(result)
 
     @post("/products/{product_id:str}/stock/{warehouse_id:str}/adjustments", status_code=201)
     async def adjust_stock(
@@ -188,10 +191,11 @@ class MerchantController(Controller):
         warehouse_id: FromPath[str],
         data: JSONBody[schemas.AdjustStock],
         principal: Caller,
+        idempotency: IdemKey,
         runtime: Runtime,
-    ) -> out.WarehouseStock:
+    ) -> Response[out.WarehouseStock]:
         """Correct on-hand stock (stocktake, damage); never below what is reserved."""
-        return await runtime.writer.submit(
+        result = await runtime.writer.submit(
             catalog.adjust_stock,
             runtime.cfg,
             principal.id,
@@ -199,7 +203,9 @@ class MerchantController(Controller):
             body_uuid(warehouse_id, "warehouse_id"),
             data.delta,
             data.reason,
+            idempotency,
         )
+        return answer(result)
 
 
 @post("/buyers", status_code=201, tags=["buyer"])

@@ -156,13 +156,19 @@ def receive_stock(
     product_id: UUID,
     warehouse_id: UUID,
     quantity: int,
-) -> dict:
-    if not 1 <= quantity <= 10_000_000:
-        raise InvalidInput("must be from 1 to 10000000", field="quantity")
-    stock = _stock(uow, merchant_id, product_id, warehouse_id)
-    stock.receive(quantity)
-    warehouse = uow.get(warehouse_id, Warehouse)
-    return representations.stock_view(stock, warehouse, cfg.clock())
+    idem: Idempotency | None = None,
+) -> Answer:
+    """A retried receipt must not count the goods twice: send an Idempotency-Key."""
+
+    def create() -> Answer:
+        if not 1 <= quantity <= 10_000_000:
+            raise InvalidInput("must be from 1 to 10000000", field="quantity")
+        stock = _stock(uow, merchant_id, product_id, warehouse_id)
+        stock.receive(quantity)
+        warehouse = uow.get(warehouse_id, Warehouse)
+        return Answer(201, representations.stock_view(stock, warehouse, cfg.clock()))
+
+    return once(uow, idem, create)
 
 
 def adjust_stock(
@@ -173,15 +179,19 @@ def adjust_stock(
     warehouse_id: UUID,
     delta: int,
     reason: str,
-) -> dict:
-    if not -10_000_000 <= delta <= 10_000_000:
-        raise InvalidInput("must be from -10000000 to 10000000", field="delta")
-    if len(reason) > 200:
-        raise InvalidInput("at most 200 characters", field="reason")
-    stock = _stock(uow, merchant_id, product_id, warehouse_id)
-    stock.adjust(delta, reason.strip(), cfg.clock())
-    warehouse = uow.get(warehouse_id, Warehouse)
-    return representations.stock_view(stock, warehouse, cfg.clock())
+    idem: Idempotency | None = None,
+) -> Answer:
+    def create() -> Answer:
+        if not -10_000_000 <= delta <= 10_000_000:
+            raise InvalidInput("must be from -10000000 to 10000000", field="delta")
+        if len(reason) > 200:
+            raise InvalidInput("at most 200 characters", field="reason")
+        stock = _stock(uow, merchant_id, product_id, warehouse_id)
+        stock.adjust(delta, reason.strip(), cfg.clock())
+        warehouse = uow.get(warehouse_id, Warehouse)
+        return Answer(201, representations.stock_view(stock, warehouse, cfg.clock()))
+
+    return once(uow, idem, create)
 
 
 def set_fx_rate(

@@ -217,3 +217,16 @@ def test_answers_match_the_documented_response_shapes(client: TestClient) -> Non
     for response, shape in checks:
         assert response.status_code in (200, 201), response.text
         msgspec.json.decode(response.content, type=shape)
+
+
+def test_a_retried_stock_receipt_counts_the_goods_once(client: TestClient) -> None:
+    shop = Shop(client, bonded=0, direct=0)
+    path = f"/products/{shop.product}/stock/{shop.bonded}/receipts"
+    key = {"Idempotency-Key": "asn-2026-11-001"}
+    first = client.post(path, headers=shop.headers | key, json={"quantity": 30})
+    retry = client.post(path, headers=shop.headers | key, json={"quantity": 30})
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert shop.available() == 30
+    client.post(path, headers=shop.headers, json={"quantity": 5})
+    assert shop.available() == 35
