@@ -153,8 +153,7 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
             UUID(buyer["id"]),
             UUID(first_merchant["id"]),
             [("SK-SUN-50", 2), ("SK-VITC-60", 1)],
-            "王小红",
-            DEMO_ID,
+            ordering.identify(cfg, "王小红", DEMO_ID),
             ADDRESS,
         )
         return {"demo": "loaded", **_summary(runtime, settings)}

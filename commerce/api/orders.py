@@ -41,6 +41,7 @@ class OrderController(Controller):
         The buyer's real name and resident ID are checked (check digit included) and kept only
         masked and hashed. Send an `Idempotency-Key` to retry safely.
         """
+        identity = ordering.identify(runtime.cfg, data.identity.name, data.identity.resident_id)
         result = await runtime.writer.submit(
             ordering.place_order,
             runtime.cfg,
@@ -48,9 +49,9 @@ class OrderController(Controller):
             principal.id,
             body_uuid(data.merchant_id, "merchant_id"),
             [(line.sku, line.quantity) for line in data.lines],
-            data.identity.name,
-            data.identity.resident_id,
+            identity,
             {f: getattr(data.address, f) for f in data.address.__struct_fields__},
+            probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
         )
         return answer(result)
 

@@ -31,6 +31,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from commerce.domain.errors import DomainError
+from commerce.platform.existence import existing_ids
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -81,6 +82,7 @@ class UnitOfWork:
 class _Item:
     command: Command
     args: tuple
+    probe: tuple[UUID, ...] = ()  # ids the command will look up that may well not exist
     future: Future = field(default_factory=Future)
 
 
@@ -104,6 +106,7 @@ class GroupCommitWriter:
         self._seen_up_to = app.recorder.max_notification_id() or 0
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._absent: set[UUID] = set()  # ids known, for the current batch only, to have no events
         self._accepting = threading.Lock()  # no command may slip in behind the stop sentinel
         self.stats = {"batches": 0, "commands": 0, "replays": 0}
 
@@ -121,16 +124,20 @@ class GroupCommitWriter:
             self._thread.join(timeout=10)
 
     # -- submitting ----------------------------------------------------------------------------
-    def execute(self, command: Command, *args: Any) -> Any:
+    def execute(self, command: Command, *args: Any, probe: tuple[UUID, ...] = ()) -> Any:
         """Run a command and block until it is committed (for threads, CLI and tests)."""
-        return self._enqueue(command, args).result()
+        return self._enqueue(command, args, probe).result()
 
-    async def submit(self, command: Command, *args: Any) -> Any:
-        """Run a command from the event loop; resolves once the batch holding it committed."""
-        return await asyncio.wrap_future(self._enqueue(command, args))
+    async def submit(self, command: Command, *args: Any, probe: tuple[UUID, ...] = ()) -> Any:
+        """Run a command from the event loop; resolves once the batch holding it committed.
 
-    def _enqueue(self, command: Command, args: tuple) -> Future:
-        item = _Item(command, args)
+        `probe` names ids the command will look up that are likely absent (a new idempotency
+        key, a first-time buyer): the writer checks them for the whole batch in one query.
+        """
+        return await asyncio.wrap_future(self._enqueue(command, args, probe))
+
+    def _enqueue(self, command: Command, args: tuple, probe: tuple[UUID, ...] = ()) -> Future:
+        item = _Item(command, args, probe)
         with self._accepting:
             if self._stopping:
                 raise WriterUnavailable("the writer is shutting down")
@@ -155,6 +162,7 @@ class GroupCommitWriter:
                 batch.append(nxt)
             try:
                 self._forget_changes_by_others()
+                self._probe(batch)
                 self._run_batch(batch)
             except Exception as exc:  # the store is down: fail this batch, keep serving
                 log.exception("writer batch failed")
@@ -162,6 +170,8 @@ class GroupCommitWriter:
                 for item in batch:
                     if not item.future.done():
                         item.future.set_exception(WriterUnavailable(str(exc)))
+            finally:
+                self._absent = set()
             if self._stopping and self._queue.empty():
                 break
         while not self._queue.empty():
@@ -205,6 +215,7 @@ class GroupCommitWriter:
 
     def _replay_one_by_one(self, batch: list[_Item]) -> None:
         self.stats["replays"] += 1
+        self._absent = set()  # a replay trusts nothing but the store
         for item in batch:
             for _attempt in range(self.max_retries):
                 uow = UnitOfWork(self)
@@ -237,11 +248,19 @@ class GroupCommitWriter:
             self.on_commit()
 
     # -- the cache -----------------------------------------------------------------------------
+    def _probe(self, batch: list[_Item]) -> None:
+        wanted = {i for item in batch for i in item.probe if i not in self._cache}
+        if wanted:
+            found = existing_ids(self.app.recorder, wanted)
+            self._absent = wanted - found if found is not None else set()
+
     def _load(self, aggregate_id: UUID) -> Aggregate | None:
         aggregate = self._cache.get(aggregate_id)
         if aggregate is not None:
             self._cache.move_to_end(aggregate_id)
             return aggregate
+        if aggregate_id in self._absent:
+            return None
         try:
             aggregate = self.app.repository.get(aggregate_id)
         except AggregateNotFoundError:

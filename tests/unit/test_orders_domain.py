@@ -135,8 +135,7 @@ class Shop:
             buyer_id or self.buyer_id,
             self.merchant_id,
             [(sku, quantity)],
-            name,
-            rid,
+            ordering.identify(self.cfg, name, rid),
             ADDRESS,
         )
 
@@ -380,8 +379,7 @@ def test_an_unknown_sku_or_merchant_is_refused(shop: Shop) -> None:
             shop.buyer_id,
             uuid4(),
             [("SUN-50", 1)],
-            NAME,
-            VALID_ID,
+            ordering.identify(shop.cfg, NAME, VALID_ID),
             ADDRESS,
         )
 
@@ -532,8 +530,7 @@ def test_the_same_request_again_gets_the_same_answer_and_writes_nothing(shop: Sh
             shop.buyer_id,
             shop.merchant_id,
             [("SUN-50", 2)],
-            NAME,
-            VALID_ID,
+            ordering.identify(shop.cfg, NAME, VALID_ID),
             ADDRESS,
         )
     finally:
