@@ -14,6 +14,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from commerce.domain.errors import InvalidInput, InvalidTransition, OutOfStock
+from commerce.domain.holds import Holds
 
 
 class Stock(Aggregate):
@@ -31,7 +32,7 @@ class Stock(Aggregate):
         self.sku = sku
         self.on_hand = 0
         # reservation id -> (quantity, expires_at or None once the order is paid)
-        self.reservations: dict[UUID, tuple[int, datetime | None]] = {}
+        self.reservations = Holds()
 
     # -- reading -------------------------------------------------------------------------------
     def reserved(self, now: datetime) -> int:
@@ -41,7 +42,7 @@ class Stock(Aggregate):
         return self.on_hand - self.reserved(now)
 
     def lapsed(self, now: datetime) -> list[UUID]:
-        return [rid for rid, (_, until) in self.reservations.items() if until and until <= now]
+        return self.reservations.lapsed(now)
 
     # -- deciding ------------------------------------------------------------------------------
     def receive(self, quantity: int) -> None:
@@ -144,10 +145,10 @@ class BuyerAnnualQuota(Aggregate):
     def __init__(self, identity_hash: str, year: int) -> None:
         self.identity_hash = identity_hash
         self.year = year
-        self.holds: dict[UUID, tuple[int, datetime | None]] = {}
+        self.holds = Holds()
 
     def used_fen(self, now: datetime) -> int:
-        return sum(fen for fen, until in self.holds.values() if until is None or until > now)
+        return self.holds.live_total(now)
 
     def hold(self, order_id: UUID, amount_fen: int, until: datetime) -> None:
         self._held(order_id, amount_fen, until)

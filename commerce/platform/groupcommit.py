@@ -21,7 +21,7 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
@@ -79,6 +79,17 @@ class UnitOfWork:
 
 
 @dataclass
+class _Job:
+    """A decided batch: the answers it will give and the events that must commit first."""
+
+    batch: list[_Item]
+    outcomes: list[tuple[_Item, Any, BaseException | None]] = field(default_factory=list)
+    touched: dict[UUID, Aggregate] = field(default_factory=dict)
+    events: list[Any] = field(default_factory=list)
+    saving: Future | None = None
+
+
+@dataclass
 class _Item:
     command: Command
     args: tuple
@@ -105,6 +116,7 @@ class GroupCommitWriter:
         self._cache_size = cache_size
         self._seen_up_to = app.recorder.max_notification_id() or 0
         self._thread: threading.Thread | None = None
+        self._saver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit-save")
         self._stopping = False
         self._absent: set[UUID] = set()  # ids known, for the current batch only, to have no events
         self._accepting = threading.Lock()  # no command may slip in behind the stop sentinel
@@ -122,6 +134,7 @@ class GroupCommitWriter:
             self._queue.put(None)
         if self._thread:
             self._thread.join(timeout=10)
+        self._saver.shutdown(wait=True)
 
     # -- submitting ----------------------------------------------------------------------------
     def execute(self, command: Command, *args: Any, probe: tuple[UUID, ...] = ()) -> Any:
@@ -145,43 +158,73 @@ class GroupCommitWriter:
         return item.future
 
     # -- the writer thread ---------------------------------------------------------------------
+    def _next_batch(self, first: _Item) -> list[_Item]:
+        batch = [first]
+        while len(batch) < self.max_batch:
+            try:
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                self._stopping = True
+                break
+            batch.append(nxt)
+        return batch
+
     def _run(self) -> None:
+        """Decide batch N+1 while batch N commits (a two-stage pipeline).
+
+        Batch N+1 is decided on top of N's uncommitted state, so it is handed to the store only
+        after N committed; if N failed, both are replayed one command at a time.
+        """
+        committing: _Job | None = None
         while True:
+            if committing is not None and self._queue.empty():
+                self._finish(committing)
+                committing = None
             first = self._queue.get()
             if first is None:
                 break
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self._stopping = True
-                    break
-                batch.append(nxt)
+            batch = self._next_batch(first)
             try:
                 self._forget_changes_by_others()
                 self._probe(batch)
-                self._run_batch(batch)
-            except Exception as exc:  # the store is down: fail this batch, keep serving
+                job = self._decide(batch)
+                if committing is not None:
+                    ok = self._finish(committing, then_evict=job.touched if job else {})
+                    committing = None
+                    if not ok:
+                        job = None
+                if job is None:
+                    self._replay_one_by_one(batch)
+                else:
+                    committing = self._commit(job)
+            except Exception as exc:  # the store is down: fail what is in flight, keep serving
                 log.exception("writer batch failed")
                 self._cache.clear()
+                if committing is not None:
+                    try:  # its commit may still have gone through: answer what really happened
+                        self._finish(committing)
+                    except Exception:
+                        for item in committing.batch:
+                            _settle(item, None, WriterUnavailable("the store did not answer"))
+                    committing = None
                 for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(WriterUnavailable(str(exc)))
+                    _settle(item, None, WriterUnavailable(str(exc)))
             finally:
                 self._absent = set()
             if self._stopping and self._queue.empty():
                 break
+        if committing is not None:
+            self._finish(committing)
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is not None:
                 item.future.set_exception(WriterUnavailable("the writer stopped"))
 
-    def _run_batch(self, batch: list[_Item]) -> None:
-        outcomes: list[tuple[_Item, Any, BaseException | None]] = []
-        dirty: dict[UUID, Aggregate] = {}
+    def _decide(self, batch: list[_Item]) -> _Job | None:
+        """Run every command of a batch on the cached state; None if the batch must be replayed."""
+        job = _Job(batch)
         for item in batch:
             uow = UnitOfWork(self)
             try:
@@ -191,27 +234,40 @@ class GroupCommitWriter:
                     # A command failed half-way: its partial changes sit in shared aggregates.
                     # Start again from the store, one command at a time.
                     self._evict(uow.seen)
-                    self._evict(dirty)
-                    self._replay_one_by_one(batch)
-                    return
-                outcomes.append((item, None, exc))
+                    self._evict(job.touched)
+                    return None
+                job.outcomes.append((item, None, exc))
                 continue
-            dirty.update(uow.changed())
-            outcomes.append((item, value, None))
-        if dirty:
-            try:
-                self._save(dirty.values())
-            except IntegrityError:
-                self._evict(dirty)
-                self._replay_one_by_one(batch)
-                return
-            except Exception:
-                self._evict(dirty)
-                raise
+            job.touched.update(uow.changed())
+            job.outcomes.append((item, value, None))
+        for aggregate in job.touched.values():
+            job.events.extend(aggregate.collect_events())
+        return job
+
+    def _commit(self, job: _Job) -> _Job:
+        if job.events:
+            job.saving = self._saver.submit(self.app.save, *job.events)
+        return job
+
+    def _finish(self, job: _Job, then_evict: dict[UUID, Aggregate] | None = None) -> bool:
+        """Wait for a job's commit and answer its callers; False when it had to be replayed."""
+        try:
+            recordings = job.saving.result() if job.saving else []
+        except IntegrityError:
+            self._evict(job.touched)
+            self._evict(then_evict or {})
+            self._replay_one_by_one(job.batch)
+            return False
+        except Exception:
+            self._evict(job.touched)
+            self._evict(then_evict or {})
+            raise
+        self._committed(recordings)
         self.stats["batches"] += 1
-        self.stats["commands"] += len(batch)
-        for item, value, exc in outcomes:
+        self.stats["commands"] += len(job.batch)
+        for item, value, exc in job.outcomes:
             _settle(item, value, exc)
+        return True
 
     def _replay_one_by_one(self, batch: list[_Item]) -> None:
         self.stats["replays"] += 1
@@ -223,7 +279,7 @@ class GroupCommitWriter:
                     value = item.command(uow, *item.args)
                     changed = uow.changed()
                     if changed:
-                        self._save(changed.values())
+                        self._committed(self.app.save(*changed.values()))
                 except IntegrityError:
                     self._evict(uow.seen)
                     self._forget_changes_by_others()
@@ -239,8 +295,7 @@ class GroupCommitWriter:
             else:
                 _settle(item, None, WriterUnavailable("too many concurrent changes; retry"))
 
-    def _save(self, aggregates: Any) -> None:
-        recordings = self.app.save(*aggregates)
+    def _committed(self, recordings: Any) -> None:
         ids = sorted(r.notification.id for r in recordings)
         if ids and ids[0] == self._seen_up_to + 1 and ids[-1] - ids[0] == len(ids) - 1:
             self._seen_up_to = ids[-1]  # nobody else wrote in between: no need to read it back
