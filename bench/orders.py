@@ -66,6 +66,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # wrap bench.orders:instrumented_app) and a worker count. Both show up in the figures.
 SERVER_APP = os.environ.get("REDCART_BENCH_SERVER_APP") or "bench.orders:instrumented_app"
 WORKERS = int(os.environ.get("REDCART_BENCH_WORKERS") or "1")
+# The production topology on PostgreSQL: read models kept by `redcart worker projections`.
+PROJECTIONS = os.environ.get("REDCART_BENCH_PROJECTIONS") or "worker"
 
 
 # -- entry point -------------------------------------------------------------------------------
@@ -380,6 +382,14 @@ def _server(env: dict[str, str], log_path: Path) -> Iterator[_Server]:
     if WORKERS > 1:
         cmd += ["--workers", str(WORKERS)]
     log = log_path.open("wb")
+    env = {**env, "REDCART_PROJECTIONS": PROJECTIONS}
+    projection_worker = None
+    if PROJECTIONS == "worker":
+        projection_worker = subprocess.Popen(
+            [sys.executable, "-m", "redcart.cli", "worker", "projections"],
+            cwd=REPO, env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
+        )  # fmt: skip
     proc = subprocess.Popen(
         cmd,
         cwd=REPO,
@@ -407,6 +417,12 @@ def _server(env: dict[str, str], log_path: Path) -> Iterator[_Server]:
         yield server
     finally:
         server.stop()
+        if projection_worker is not None:
+            projection_worker.terminate()
+            try:
+                projection_worker.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                projection_worker.kill()
         log.close()
 
 
@@ -708,7 +724,7 @@ def _figures(
         "clients": clients,
         "seconds": seconds,
         "warmup_s": WARMUP_S,
-        "server": {"app": SERVER_APP, "workers": WORKERS},
+        "server": {"app": SERVER_APP, "workers": WORKERS, "projections": PROJECTIONS},
         "writer": http["writer"],
         "cpu_cores_used": http["cpu"],
         "naive_orders_per_s": round(naive_per_s, 1),

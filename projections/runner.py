@@ -112,7 +112,14 @@ class ProjectionRunner:
         self._wake.set()
 
     def wait_for(self, position: int, timeout: float = 2.0) -> bool:
+        """Block until the view has applied `position` (or the timeout passes)."""
         deadline = time.monotonic() + timeout
+        if self._thread is None:  # the view is kept by a worker process: watch its tracking
+            while self._read_position() < position:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+            return True
         self.wake()
         with self._caught_up:
             while self.position < position:

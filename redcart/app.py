@@ -51,7 +51,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         runtime.writer.start()
-        runtime.lists.start()
+        if settings.projections == "inprocess":
+            runtime.lists.start()
         sweeper = asyncio.create_task(sweep_forever(runtime, settings.sweep_interval_seconds))
         try:
             yield

@@ -53,6 +53,22 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     )
 
 
+@main.group()
+def worker() -> None:
+    """Background workers (run under a supervisor that restarts them)."""
+
+
+@worker.command("projections")
+def worker_projections() -> None:
+    """Keep the read models current (use with REDCART_PROJECTIONS=worker on the API)."""
+    import logging
+
+    from redcart.wiring import projection_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    projection_worker(Settings.from_env())
+
+
 @main.command()
 @click.option("--once", is_flag=True, help="Skip if demo data was loaded before.")
 def demo(once: bool) -> None:

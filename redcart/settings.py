@@ -42,6 +42,7 @@ class Settings:
     freight: FreightRates
     cbec: CbecPolicy
     writer_max_batch: int
+    projections: str  # "inprocess" (default) or "worker": `redcart worker projections` keeps them
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -62,7 +63,12 @@ class Settings:
                 **json.loads(env.get("REDCART_CBEC_POLICY", "{}"), parse_float=Decimal)
             ),
             writer_max_batch=int(env.get("REDCART_WRITER_MAX_BATCH", "256")),
+            projections=env.get("REDCART_PROJECTIONS", "inprocess"),
         )
+
+    def __post_init__(self) -> None:
+        if self.projections not in ("inprocess", "worker"):
+            raise ValueError("REDCART_PROJECTIONS must be 'inprocess' or 'worker'")
 
     def commerce_config(self) -> CommerceConfig:
         return CommerceConfig(

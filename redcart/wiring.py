@@ -34,6 +34,23 @@ def migrate(settings: Settings) -> list[str]:
     return done
 
 
+def projection_worker(settings: Settings) -> None:
+    """Run the commerce read models until SIGTERM (see projections.worker)."""
+    from projections.worker import run_forever
+
+    app = commerce_app(settings, create_table=not is_postgres(settings.database_url))
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    runner = projection_runner.ProjectionRunner(app, store, CommerceLists(), poll_interval=1.0)
+    channel = f"{Commerce.name.lower()}_events"
+    pg = settings.database_url if is_postgres(settings.database_url) else None
+
+    def close() -> None:
+        store.close()
+        app.close()
+
+    run_forever([runner], pg, channel, on_stop=close)
+
+
 def build_commerce(settings: Settings) -> CommerceRuntime:
     # SQLite is one process: creating tables at start is safe there and spares a step.
     app = commerce_app(settings, create_table=not is_postgres(settings.database_url))

@@ -48,6 +48,7 @@ class Order(Aggregate):
         stock_ids: list[UUID],
         quota_id: UUID,
         attribution: dict | None,
+        fingerprint: str | None = None,
     ) -> None:
         self.merchant_id = merchant_id
         self.buyer_id = buyer_id
@@ -61,6 +62,7 @@ class Order(Aggregate):
         self.stock_ids = stock_ids
         self.quota_id = quota_id
         self.attribution = attribution
+        self.fingerprint = fingerprint  # of the request that placed it, for Idempotency-Key replays
         self.recorded_status = PLACED
         self.payment_ref: str | None = None
         self.paid_at: datetime | None = None

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
+from functools import lru_cache
 
 CNY = "CNY"
 BONDED = "bonded"
@@ -116,6 +117,12 @@ def _require_rate(
         bracket = "]" if upper_inclusive else ")"
         raise InvalidQuoteInput(field, f"must be within [0, {upper}{bracket}")
     return value
+
+
+@lru_cache(maxsize=1024)
+def _fraction(rate: Decimal) -> Fraction:
+    """Rates repeat across every line of every order: convert each once."""
+    return Fraction(rate)
 
 
 def _round_half_up(value: Fraction) -> int:
@@ -229,7 +236,7 @@ def _exact_cny_fen(amount_minor: int, currency: str, rate: Decimal) -> Fraction:
         raise InvalidQuoteInput(f"fx_rates[{currency}]", "must be a positive finite Decimal")
     if currency == CNY and rate != 1:
         raise InvalidQuoteInput(f"fx_rates[{currency}]", "CNY converts to itself at rate 1")
-    fen_per_minor = Fraction(rate) * Fraction(10 ** CURRENCY_EXPONENTS[CNY], 10**exponent)
+    fen_per_minor = _fraction(rate) * Fraction(10 ** CURRENCY_EXPONENTS[CNY], 10**exponent)
     return amount_minor * fen_per_minor
 
 
@@ -255,11 +262,11 @@ def _exact_cbec_tax(
     dutiable_fen: int, vat_rate: Decimal, consumption_tax_rate: Decimal, tax_share: Decimal
 ) -> Fraction:
     dutiable = Fraction(dutiable_fen)
-    consumption_rate = Fraction(consumption_tax_rate)
+    consumption_rate = _fraction(consumption_tax_rate)
     # Consumption tax is levied on a tax-inclusive base, hence the division by (1 - rate).
     consumption_tax = dutiable * consumption_rate / (1 - consumption_rate)
-    vat = (dutiable + consumption_tax) * Fraction(vat_rate)
-    return (consumption_tax + vat) * Fraction(tax_share)
+    vat = (dutiable + consumption_tax) * _fraction(vat_rate)
+    return (consumption_tax + vat) * _fraction(tax_share)
 
 
 def cbec_tax_fen(

@@ -59,6 +59,13 @@ class UnitOfWork:
         self._track(aggregate)
         return aggregate  # type: ignore[return-value]
 
+    def original(self, aggregate_id: UUID, version: int = 1) -> Aggregate | None:
+        """An aggregate as it was at `version`, read from the store (rare: replays)."""
+        try:
+            return self._writer.app.repository.get(aggregate_id, version=version)
+        except AggregateNotFoundError:
+            return None
+
     def add(self, aggregate: Aggregate) -> Aggregate:
         self._writer._cache_put(aggregate)
         self._pending_before[aggregate.id] = 0

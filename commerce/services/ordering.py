@@ -12,7 +12,14 @@ from commerce.config import CHINA, CommerceConfig
 from commerce.domain import ids
 from commerce.domain.accounts import FxRate
 from commerce.domain.allocation import InsufficientStock, StockOption, allocate
-from commerce.domain.errors import Conflict, InvalidInput, LimitBreached, NotFound, OutOfStock
+from commerce.domain.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidInput,
+    LimitBreached,
+    NotFound,
+    OutOfStock,
+)
 from commerce.domain.identity import BuyerIdentity, InvalidName, InvalidResidentId
 from commerce.domain.inventory import BuyerAnnualQuota, Stock
 from commerce.domain.merchants import Product, Warehouse
@@ -29,7 +36,7 @@ from commerce.domain.pricing import (
 from commerce.platform.groupcommit import UnitOfWork
 from commerce.services.access import ADMIN, MERCHANT, Principal, require_order_access
 from commerce.services.catalog import get_merchant
-from commerce.services.idempotency import Answer, Idempotency, once
+from commerce.services.idempotency import Answer, Idempotency
 
 MAX_LINES = 50
 MAX_QUANTITY = 999
@@ -164,11 +171,30 @@ def place_order(
             stock_ids=[stock.id for stock, _ in reservations],
             quota_id=quota_id,
             attribution=attribution,
+            fingerprint=idem.fingerprint if idem else None,
         )
         uow.add(order)
         return Answer(201, representations.order_view(order, now))
 
-    return once(uow, idem, create)
+    if idem is None:
+        return create()
+    return _replayed(uow, idem) or create()
+
+
+def _replayed(uow: UnitOfWork, idem: Idempotency) -> Answer | None:
+    """An order is its own idempotency record: its id comes from the key and its first event
+    keeps the request's fingerprint, so a replay writes nothing and stores no copy of the answer."""
+    existing = uow.get(idem.resource_id("order"), Order)
+    if existing is None:
+        return None
+    if existing.fingerprint != idem.fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request", field="Idempotency-Key"
+        )
+    first = existing if existing.version == 1 else uow.original(existing.id, 1)
+    if first is None:  # placed and changed within one batch, not yet committed
+        raise Conflict("the first request with this Idempotency-Key is still in progress; retry")
+    return Answer(201, representations.order_view(first, first.placed_at), replayed=True)
 
 
 def identify(cfg: CommerceConfig, name: str, resident_id: str) -> BuyerIdentity:
@@ -183,7 +209,7 @@ def identify(cfg: CommerceConfig, name: str, resident_id: str) -> BuyerIdentity:
 def probe_ids(cfg: CommerceConfig, idem: Idempotency | None, identity: BuyerIdentity) -> tuple:
     """Ids place_order looks up that are usually new: the writer checks them per batch."""
     quota = ids.quota_id(identity.identity_hash, cfg.quota_year(cfg.clock()))
-    return (quota,) if idem is None else (quota, idem.record_id, idem.resource_id("order"))
+    return (quota,) if idem is None else (quota, idem.resource_id("order"))
 
 
 def _line_input(product: Product, quantity: int) -> LineInput:
