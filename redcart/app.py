@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -50,6 +51,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+        # The writer's cache holds many long-lived aggregates; with CPython's default
+        # thresholds, full collections over them stall every request for tens of ms.
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 100)
         runtime.writer.start()
         if settings.projections == "inprocess":
             runtime.lists.start()

@@ -36,7 +36,7 @@ class Stock(Aggregate):
 
     # -- reading -------------------------------------------------------------------------------
     def reserved(self, now: datetime) -> int:
-        return sum(qty for qty, until in self.reservations.values() if until is None or until > now)
+        return self.reservations.live_total(now)
 
     def available(self, now: datetime) -> int:
         return self.on_hand - self.reserved(now)
