@@ -14,8 +14,8 @@ import pytest
 
 from redcart.wiring import migrate
 from tests.conftest import make_settings
-from tests.integration.test_concurrency import resident_id, seed
 from tests.integration.conftest import ADDRESS, ADMIN
+from tests.integration.test_concurrency import resident_id, seed
 from tests.servers import ApiServer, settings_env
 
 pytestmark = pytest.mark.postgres
@@ -24,11 +24,15 @@ pytestmark = pytest.mark.postgres
 def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "redcart.cli", "worker", "projections"],
-        env={**os.environ, **env}, stdout=log.open("a"), stderr=subprocess.STDOUT,
+        env={**os.environ, **env},
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
     )
 
 
-def test_lists_kept_by_a_worker_process_survive_its_crash(postgres_url: str, tmp_path: Path) -> None:
+def test_lists_kept_by_a_worker_process_survive_its_crash(
+    postgres_url: str, tmp_path: Path
+) -> None:
     settings = make_settings(postgres_url, tmp_path / "var")
     migrate(settings)
     env = settings_env(postgres_url, tmp_path / "var") | {"REDCART_PROJECTIONS": "worker"}
@@ -39,9 +43,12 @@ def test_lists_kept_by_a_worker_process_survive_its_crash(postgres_url: str, tmp
         buyer = {"Authorization": f"Bearer {tokens[0]}"}
 
         def order(n: int) -> str:
-            body = {"merchant_id": merchant_id, "lines": [{"sku": "LAST-10", "quantity": 1}],
-                    "identity": {"name": "买家", "resident_id": resident_id(n)},
-                    "address": ADDRESS}
+            body = {
+                "merchant_id": merchant_id,
+                "lines": [{"sku": "LAST-10", "quantity": 1}],
+                "identity": {"name": "买家", "resident_id": resident_id(n)},
+                "address": ADDRESS,
+            }
             r = httpx.post(server.url + "/orders", json=body, headers=buyer, timeout=30)
             assert r.status_code == 201, r.text
             return r.json()["id"]
@@ -56,13 +63,16 @@ def test_lists_kept_by_a_worker_process_survive_its_crash(postgres_url: str, tmp
         worker.send_signal(signal.SIGKILL)
         worker.wait(timeout=10)
         later = [order(n) for n in range(4, 7)]
-        cancelled = httpx.post(f"{server.url}/orders/{later[0]}/cancel", headers=buyer,
-                               json={}, timeout=30)
+        cancelled = httpx.post(
+            f"{server.url}/orders/{later[0]}/cancel", headers=buyer, json={}, timeout=30
+        )
         assert cancelled.status_code == 200
         worker = start_worker(env, tmp_path / "worker.log")
         assert listed() == list(reversed(first + later))
-        statuses = {i["id"]: i["status"] for i in httpx.get(
-            server.url + "/orders", headers=buyer, timeout=30).json()["items"]}
+        statuses = {
+            i["id"]: i["status"]
+            for i in httpx.get(server.url + "/orders", headers=buyer, timeout=30).json()["items"]
+        }
         assert statuses[later[0]] == "cancelled"
         assert list(statuses.values()).count("placed") == 6
         admin_list = httpx.get(server.url + "/admin/merchants", headers=ADMIN, timeout=30)
