@@ -75,6 +75,10 @@ class SqliteStore(SqlStore):
             self._local.conn = conn
         return conn
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Reads run outside a write transaction: WAL readers never wait for the writer."""
+        return self._connection().execute(sql.replace("%s", "?"), params).fetchall()
+
     @contextmanager
     def transaction(self) -> Iterator[_SqliteCursor]:
         conn = self._connection()

@@ -20,7 +20,10 @@ from commerce.api.catalog import MerchantController, sign_up_buyer
 from commerce.api.deps import Runtime
 from commerce.api.orders import OrderController
 from commerce.api.problems import EXCEPTION_HANDLERS, problem
+from commerce.api.runtime import CommerceRuntime
 from commerce.sweeper import sweep_forever
+from payments.api import order_payments, start_payment, webhook
+from redcart.payments_wiring import build_payments, payment_process
 from redcart.settings import Settings
 from redcart.wiring import build_commerce
 
@@ -44,9 +47,16 @@ async def readyz(runtime: Runtime) -> object:
     return {"status": "ready", "events": head or 0, "lists_position": runtime.lists.position}
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Litestar:
-    settings = settings or Settings.from_env()
+def create_app(
+    settings: Settings | None = None,
+    runtime: CommerceRuntime | None = None,
+    env: dict[str, str] | None = None,
+) -> Litestar:
+    settings = settings or Settings.from_env(env)
     runtime = runtime or build_commerce(settings)
+    payments = build_payments(settings, runtime, env)
+    process = payment_process(settings, runtime, payments)
+    runtime.writer.on_commit_also(process.notify)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -59,10 +69,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if settings.projections == "inprocess":
             runtime.lists.start()
         sweeper = asyncio.create_task(sweep_forever(runtime, settings.sweep_interval_seconds))
+        manager = asyncio.create_task(process.run_forever())
         try:
             yield
         finally:
             sweeper.cancel()
+            manager.cancel()
+            await payments.aclose()
+            payments.app.close()
             runtime.lists.stop()
             runtime.writer.stop()
             runtime.store.close()
@@ -77,11 +91,15 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             MerchantController,
             sign_up_buyer,
             OrderController,
+            start_payment,
+            order_payments,
+            webhook,
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),
             "principal": Provide(provide_principal),
             "idempotency": Provide(provide_idempotency),
+            "payments": Provide(lambda: payments, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

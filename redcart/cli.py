@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -31,7 +32,6 @@ def migrate() -> None:
 @click.option("--workers", default=1, show_default=True, help="Server processes (PostgreSQL).")
 def serve(host: str | None, port: int | None, workers: int) -> None:
     """Start the API server."""
-    import uvicorn
 
     settings = Settings.from_env()
     host, port = host or settings.host, port or settings.port
@@ -41,6 +41,25 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
     click.echo(f"  admin key: {settings.var_dir / 'admin.key'} (or REDCART_ADMIN_KEY)")
     if workers > 1 and not settings.database_url:
         raise click.UsageError("several workers need PostgreSQL (REDCART_DATABASE_URL)")
+    sandbox = None
+    if (
+        os.environ.get("REDCART_PAYMENTS", "sandbox") == "sandbox"
+        and os.environ.get("REDCART_SANDBOX_AUTOSTART", "1") != "0"
+    ):
+        from redcart.sandboxes import start_sandbox_process
+
+        sandbox = start_sandbox_process()
+        click.echo("  payments:  sandbox gateways on 127.0.0.1:8601 (alipay), :8602 (wechatpay)")
+    try:
+        _run_uvicorn(host, port, workers)
+    finally:
+        if sandbox is not None:
+            sandbox.terminate()
+
+
+def _run_uvicorn(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "redcart.asgi:app",
         host=host,
@@ -51,6 +70,27 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         log_level="info",
         access_log=False,
     )
+
+
+@main.command()
+@click.option("--alipay-port", default=8601, show_default=True)
+@click.option("--wechatpay-port", default=8602, show_default=True)
+@click.option(
+    "--time-scale",
+    default=0.05,
+    show_default=True,
+    help="Multiplies the providers' notification retry intervals.",
+)
+def sandbox(alipay_port: int, wechatpay_port: int, time_scale: float) -> None:
+    """Serve the Alipay- and WeChat-Pay-style sandbox gateways on 127.0.0.1."""
+    from redcart.sandboxes import serve_sandboxes
+
+    settings = Settings.from_env()
+    click.echo(
+        f"sandbox gateways: alipay http://127.0.0.1:{alipay_port}, "
+        f"wechatpay http://127.0.0.1:{wechatpay_port} (keys in {settings.var_dir}/sandbox)"
+    )
+    serve_sandboxes(settings.var_dir / "sandbox", alipay_port, wechatpay_port, time_scale)
 
 
 @main.group()

@@ -31,6 +31,16 @@ def migrate(settings: Settings) -> list[str]:
     finally:
         store.close()
     done.append("commerce list views")
+    from payments import process
+    from redcart.payments_wiring import payments_app
+
+    payments_app(settings, create_table=True).close()
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    try:
+        process.migrate(store)
+    finally:
+        store.close()
+    done.append("payments events and process tracking")
     return done
 
 
@@ -58,6 +68,9 @@ def build_commerce(settings: Settings) -> CommerceRuntime:
     projection = CommerceLists()
     if not is_postgres(settings.database_url):
         projection_runner.migrate(store, projection)
+        from payments import process
+
+        process.migrate(store)
     lists = projection_runner.ProjectionRunner(app, store, projection, poll_interval=0.25)
     writer = GroupCommitWriter(app, max_batch=settings.writer_max_batch, on_commit=lists.wake)
     return CommerceRuntime(

@@ -14,8 +14,8 @@ from tests.conftest import _free_port
 
 
 class ApiServer:
-    def __init__(self, settings_env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
+    def __init__(self, settings_env: dict[str, str], log: Path, port: int | None = None) -> None:
+        self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
         self._log = log.open("w")
@@ -73,3 +73,54 @@ def settings_env(database_url: str | None, var_dir: Path) -> dict[str, str]:
     if database_url:
         env["REDCART_DATABASE_URL"] = database_url
     return env
+
+
+class SandboxGateways:
+    """`redcart sandbox` in a child process, with retries compressed for tests."""
+
+    def __init__(self, var_dir: Path, log: Path) -> None:
+        self.alipay_port, self.wechatpay_port = _free_port(), _free_port()
+        self.alipay = f"http://127.0.0.1:{self.alipay_port}"
+        self.wechatpay = f"http://127.0.0.1:{self.wechatpay_port}"
+        self._log = log.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "redcart.cli",
+                "sandbox",
+                "--alipay-port",
+                str(self.alipay_port),
+                "--wechatpay-port",
+                str(self.wechatpay_port),
+                "--time-scale",
+                "0.001",
+            ],
+            env={**os.environ, "REDCART_VAR_DIR": str(var_dir)},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.wechatpay + "/_sandbox/switches", timeout=1)
+                httpx.get(self.alipay + "/_sandbox/switches", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError(log.read_text()[-2000:])
+
+    def env(self) -> dict[str, str]:
+        return {
+            "REDCART_PAYMENTS": "sandbox",
+            "REDCART_SANDBOX_ALIPAY_URL": self.alipay,
+            "REDCART_SANDBOX_WECHATPAY_URL": self.wechatpay,
+        }
+
+    def url(self, provider: str) -> str:
+        return self.alipay if provider == "alipay" else self.wechatpay
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self._log.close()

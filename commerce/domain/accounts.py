@@ -80,3 +80,35 @@ def as_uuid(value: str | UUID, field: str) -> UUID:
         return value if isinstance(value, UUID) else UUID(str(value))
     except ValueError:
         raise InvalidInput("must be a UUID", field=field) from None
+
+
+class PaymentReceipt(Aggregate):
+    """One provider notification, applied once.
+
+    Its id derives from the provider's event id and it is saved in the same transaction as the
+    order's events, so the same notification arriving ten times, shuffled, across processes,
+    changes the order exactly once: every later copy meets the (id, version) key or finds this.
+    """
+
+    TOPIC = "commerce.PaymentReceipt"
+    id: UUID
+
+    class Created(Aggregate.Created):  # unused; the library wants every event class named
+        TOPIC = "commerce.PaymentReceipt.Created"
+
+    @event("Recorded", topic="commerce.PaymentReceipt.Recorded")
+    def __init__(
+        self,
+        provider: str,
+        provider_event_id: str,
+        order_id: UUID,
+        payment_ref: str,
+        amount_fen: int,
+        outcome: str,
+    ) -> None:
+        self.provider = provider
+        self.provider_event_id = provider_event_id
+        self.order_id = order_id
+        self.payment_ref = payment_ref
+        self.amount_fen = amount_fen
+        self.outcome = outcome  # "paid", "already_paid" or "refund_due"

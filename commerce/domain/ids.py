@@ -34,3 +34,7 @@ def idempotency_id(principal: str, key: str) -> UUID:
 def keyed_id(kind: str, principal: str, key: str) -> UUID:
     """Id of a resource created under an Idempotency-Key, so a replay names the same resource."""
     return uuid5(NAMESPACE, f"{kind}:{principal}:{key}")
+
+
+def receipt_id(provider: str, provider_event_id: str) -> UUID:
+    return uuid5(NAMESPACE, f"receipt:{provider}:{provider_event_id}")

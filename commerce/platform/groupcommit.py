@@ -129,6 +129,17 @@ class GroupCommitWriter:
         self._accepting = threading.Lock()  # no command may slip in behind the stop sentinel
         self.stats = {"batches": 0, "commands": 0, "replays": 0}
 
+    def on_commit_also(self, callback: Callable[[], None]) -> None:
+        """Another listener to wake after each commit (e.g. a process manager)."""
+        first = self.on_commit
+
+        def both() -> None:
+            if first:
+                first()
+            callback()
+
+        self.on_commit = both
+
     # -- lifecycle -----------------------------------------------------------------------------
     def start(self) -> GroupCommitWriter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)

@@ -297,12 +297,17 @@ def mark_paid(
     _require(principal, ADMIN)
     order, now = load_order(uow, order_id, principal), cfg.clock()
     if order.mark_paid(ref, fen, now):
-        stocks, quota = _holds(uow, order)
-        for stock in stocks:
-            stock.confirm(order.id, now)
-        if quota:
-            quota.confirm(order.id, now)
+        confirm_holds(uow, order, now)
     return representations.order_view(order, now)
+
+
+def confirm_holds(uow: UnitOfWork, order: Order, now: datetime) -> None:
+    """A paid order's stock and quota holds no longer lapse."""
+    stocks, quota = _holds(uow, order)
+    for stock in stocks:
+        stock.confirm(order.id, now)
+    if quota:
+        quota.confirm(order.id, now)
 
 
 def cancel_order(

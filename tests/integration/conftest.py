@@ -114,5 +114,5 @@ def order_body(shop: Shop, quantity: int = 1, resident_id: str = VALID_ID, **ext
 def client(store_url: str | None, tmp_path: Path) -> Iterator[TestClient]:
     settings = make_settings(store_url, tmp_path / "var")
     migrate(settings)
-    with TestClient(app=create_app(settings)) as test_client:
+    with TestClient(app=create_app(settings, env={"REDCART_PAYMENTS": "off"})) as test_client:
         yield test_client

@@ -1,0 +1,187 @@
+"""The payment process manager: follows the order side's events and moves money to match.
+
+- an order cancelled or expired before payment → its open payments are closed at the gateway;
+- a receipt that came too late (order expired, cancelled or paid by another payment) → that
+  payment is refunded in full, automatically;
+- an order refund recorded by the merchant → the money goes back through the gateway.
+
+Side effects on gateways are at-least-once, made safe by deterministic keys (out_trade_no,
+out_refund_no) that the providers de-duplicate; the position advances only after an event's
+effects are done. Across processes, one holds the lease (a PostgreSQL advisory lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from litestar.concurrency import sync_to_thread
+
+from payments.api import trade_no
+from payments.port import PaymentGatewayError, RefundPayment, out_refund_no_for
+from payments.records import Payment
+from payments.runtime import PaymentsRuntime
+from projections.sqlstore import SqlStore
+
+log = logging.getLogger("redcart.payments.process")
+NAME = "payments_process"
+TOPICS = (
+    "commerce.Order.Paid",
+    "commerce.Order.Cancelled",
+    "commerce.Order.Expired",
+    "commerce.Order.Refunded",
+    "commerce.PaymentReceipt.Recorded",
+)
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY, position BIGINT"
+    " NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS payment_of_order (order_id TEXT PRIMARY KEY, out_trade_no"
+    " TEXT NOT NULL)",
+)
+
+
+def migrate(store: SqlStore) -> None:
+    with store.transaction() as cur:
+        for ddl in SCHEMA:
+            cur.execute(ddl)
+        cur.execute(
+            "INSERT INTO projection_tracking (name, position) VALUES (%s, 0)"
+            " ON CONFLICT (name) DO NOTHING",
+            (NAME,),
+        )
+
+
+class PaymentProcess:
+    def __init__(
+        self, source: Application, store: SqlStore, payments: PaymentsRuntime,
+        lease: Callable[[], bool] = lambda: True, poll_interval: float = 0.5,
+    ) -> None:  # fmt: skip
+        self.source, self.store, self.payments = source, store, payments
+        self.lease, self.poll_interval = lease, poll_interval
+        self.wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def notify(self) -> None:
+        """Wake the manager from any thread (the writer calls this after each commit)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.wake.set)
+
+    def _position(self) -> int:
+        rows = self.store.query("SELECT position FROM projection_tracking WHERE name = %s", (NAME,))
+        return int(rows[0][0]) if rows else 0
+
+    def _advance(self, position: int, order_payment: tuple[str, str] | None) -> None:
+        with self.store.transaction() as cur:
+            if order_payment:
+                cur.execute(
+                    "INSERT INTO payment_of_order (order_id, out_trade_no) VALUES (%s, %s)"
+                    " ON CONFLICT (order_id) DO NOTHING",
+                    order_payment,
+                )
+            cur.execute(
+                "UPDATE projection_tracking SET position = %s WHERE name = %s", (position, NAME)
+            )
+
+    async def run_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if await sync_to_thread(self.lease):
+                    await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("payment process failed; retrying")
+                await asyncio.sleep(2)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+            self.wake.clear()
+
+    async def catch_up(self) -> int:
+        done = 0
+        while True:
+            start = await sync_to_thread(self._position)
+            notes = await sync_to_thread(
+                self.source.recorder.select_notifications, start, 100, None, TOPICS,
+                inclusive_of_start=False,
+            )  # fmt: skip
+            if not notes:
+                return done
+            for note in notes:
+                event = self.source.mapper.to_domain_event(note)
+                order_payment = await self.handle(event)
+                await sync_to_thread(self._advance, note.id, order_payment)
+                done += 1
+
+    async def handle(self, event: Any) -> tuple[str, str] | None:
+        kind = type(event).__name__
+        if kind == "Paid":
+            return (str(event.originator_id), event.payment_ref)
+        if kind in ("Cancelled", "Expired"):
+            await self._close_open_payments(event.originator_id, kind.lower())
+        elif kind == "Recorded" and getattr(event, "outcome", None) == "refund_due":
+            await self._refund(event.payment_ref, None, "order was no longer payable")
+        elif kind == "Refunded":
+            rows = await sync_to_thread(
+                self.store.query,
+                "SELECT out_trade_no FROM payment_of_order WHERE order_id = %s",
+                (str(event.originator_id),),
+            )
+            if rows:
+                await self._refund(rows[0][0], (event.refund_ref, event.amount_fen), event.reason)
+        return None
+
+    async def _close_open_payments(self, order_id: UUID, why: str) -> None:
+        for provider, gateway in self.payments.gateways.items():
+            out_trade_no = trade_no(order_id, provider)
+            payment = await self.payments.payment(out_trade_no)
+            if payment is None or payment.status != "pending":
+                continue
+            try:
+                await gateway.close_payment(out_trade_no)
+            except PaymentGatewayError as exc:  # never scanned, already closed: nothing to close
+                log.info("close %s: %s", out_trade_no, exc)
+            await self.payments.update(out_trade_no, lambda p: _close(p, f"order {why}"))
+
+    async def _refund(self, out_trade_no: str, partial: tuple[str, int] | None, why: str) -> None:
+        payment = await self.payments.payment(out_trade_no)
+        if payment is None:
+            log.warning("refund for unknown payment %s skipped", out_trade_no)
+            return
+        ref, amount = partial or ("full", payment.amount_fen)
+        seq = int(hashlib.sha256(ref.encode()).hexdigest()[:8], 16)
+        out_refund_no = out_refund_no_for(out_trade_no, seq)
+        if out_refund_no in payment.refunds:
+            return
+        gateway = self.payments.gateways[payment.provider]
+        await gateway.refund(
+            RefundPayment(
+                out_trade_no=out_trade_no,
+                out_refund_no=out_refund_no,
+                refund_minor=amount,
+                payment_total_minor=payment.amount_fen,
+                currency=payment.currency,
+                reason=why,
+            )
+        )
+        await self.payments.update(out_trade_no, lambda p: _refunded(p, out_refund_no, amount, why))
+
+
+def _close(payment: Payment, reason: str) -> bool:
+    if payment.status != "pending":
+        return False
+    payment.close(reason)
+    return True
+
+
+def _refunded(payment: Payment, out_refund_no: str, amount: int, why: str) -> bool:
+    if out_refund_no in payment.refunds:
+        return False
+    payment.refund(out_refund_no, amount, why)
+    return True

@@ -1,0 +1,42 @@
+"""Exactly one process at a time runs a singleton job (a PostgreSQL session advisory lock).
+
+The lock lives as long as the holder's connection: if the holder dies, PostgreSQL ends its
+session and another process's next `held()` takes over.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+
+
+class AdvisoryLease:
+    def __init__(self, database_url: str, name: str) -> None:
+        self.database_url = database_url
+        self.key = zlib.crc32(name.encode())
+        self._conn = None
+        self._lock = threading.Lock()
+
+    def held(self) -> bool:
+        import psycopg
+
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(self.database_url, autocommit=True)
+                    row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
+                    self._holding = bool(row.fetchone()[0])
+                    if not self._holding:
+                        self._conn.close()
+                    return self._holding
+                self._conn.execute("SELECT 1")  # still connected, so still held
+                return True
+            except psycopg.Error:
+                self._conn = None
+                return False
+
+    def release(self) -> None:
+        with self._lock:
+            if self._conn is not None and not self._conn.closed:
+                self._conn.close()
+            self._conn = None
