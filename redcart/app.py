@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -53,6 +54,8 @@ def create_app(
     env: dict[str, str] | None = None,
 ) -> Litestar:
     settings = settings or Settings.from_env(env)
+    # httpx logs request URLs at INFO; gateway URLs can carry buyer identity (Alipay customs).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     runtime = runtime or build_commerce(settings)
     payments = build_payments(settings, runtime, env)
     process = payment_process(settings, runtime, payments)

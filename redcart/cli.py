@@ -116,7 +116,9 @@ def demo(once: bool) -> None:
     from redcart.demo import load_demo
 
     result = load_demo(Settings.from_env(), once=once)
+    tries = result.pop("try", [])
     click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+    click.echo("\nTry:\n" + "\n".join(f"  {line}" for line in tries))
 
 
 @main.command()

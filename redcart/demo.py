@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
@@ -94,7 +95,8 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
         first = ids.keyed_id("merchant", admin.name, "demo:merchant:0")
         already = runtime.app.repository.__contains__(first)
         if already and once:
-            return {"demo": "already loaded", **_summary(runtime, settings)}
+            order_id = _place_demo_order(writer, cfg)
+            return {"demo": "already loaded", **_summary(runtime, settings, order_id)}
         for rate in (("JPY", "0.0478"), ("KRW", "0.0052"), ("USD", "7.12")):
             writer.execute(catalog.set_fx_rate, cfg, rate[0], Decimal(rate[1]), "demo")
         for n, (name, country, currency, (wname, kind, wcountry, addr)) in enumerate(MERCHANTS):
@@ -142,32 +144,39 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
                 if not already:
                     writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(bonded["id"]), 40)
                     writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(overseas["id"]), 200)
-        buyer = writer.execute(catalog.sign_up_buyer, cfg, _key(admin, "buyer"), "小红 (demo)").body
-        first_merchant = writer.execute(
-            catalog.onboard_merchant, cfg, _key(admin, "merchant:0"), *MERCHANTS[0][:3]
-        ).body
-        writer.execute(
-            ordering.place_order,
-            cfg,
-            _key(Principal("buyer", UUID(buyer["id"])), "order"),
-            UUID(buyer["id"]),
-            UUID(first_merchant["id"]),
-            [("SK-SUN-50", 2), ("SK-VITC-60", 1)],
-            ordering.identify(cfg, "王小红", DEMO_ID),
-            ADDRESS,
-        )
-        return {"demo": "loaded", **_summary(runtime, settings)}
+        writer.execute(catalog.sign_up_buyer, cfg, _key(admin, "buyer"), "小红 (demo)")
+        order_id = _place_demo_order(writer, cfg)
+        return {"demo": "loaded", **_summary(runtime, settings, order_id)}
     finally:
         writer.stop()
         runtime.store.close()
         runtime.app.close()
 
 
+def _place_demo_order(writer, cfg) -> UUID:  # type: ignore[no-untyped-def]
+    """A fresh unpaid order on every start, so there is always one to pay within its TTL."""
+    admin = Principal("admin").name
+    buyer_id = ids.keyed_id("buyer", admin, "demo:buyer")
+    merchant_id = ids.keyed_id("merchant", admin, "demo:merchant:0")
+    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    answer = writer.execute(
+        ordering.place_order,
+        cfg,
+        _key(Principal("buyer", buyer_id), f"order:{run}"),
+        buyer_id,
+        merchant_id,
+        [("SK-SUN-50", 2), ("SK-VITC-60", 1)],
+        ordering.identify(cfg, "王小红", DEMO_ID),
+        ADDRESS,
+    )
+    return UUID(answer.body["id"])
+
+
 def _key(principal: Principal, key: str) -> Idempotency:
     return Idempotency(principal.name, f"demo:{key}", f"demo:{key}")
 
 
-def _summary(runtime, settings: Settings) -> dict:  # type: ignore[no-untyped-def]
+def _summary(runtime, settings: Settings, order_id: UUID) -> dict:  # type: ignore[no-untyped-def]
     secret = runtime.cfg.secret_key
     admin = Principal("admin").name
     merchants = []
@@ -183,7 +192,6 @@ def _summary(runtime, settings: Settings) -> dict:  # type: ignore[no-untyped-de
             }
         )
     buyer_id = ids.keyed_id("buyer", admin, "demo:buyer")
-    order_id = ids.keyed_id("order", Principal("buyer", buyer_id).name, "demo:order")
     base = f"http://{settings.host}:{settings.port}"
     buyer_token = credentials.issue(credentials.BUYER_PREFIX, buyer_id, secret)
     return {
@@ -193,6 +201,9 @@ def _summary(runtime, settings: Settings) -> dict:  # type: ignore[no-untyped-de
         "demo_order": str(order_id),
         "try": [
             f"curl -H 'Authorization: Bearer {buyer_token}' {base}/orders/{order_id}",
+            f"curl -X POST -H 'Authorization: Bearer {buyer_token}' -H 'Content-Type: "
+            f'application/json\' -d \'{{"provider": "alipay"}}\' {base}/orders/{order_id}'
+            "/payments   # then open sandbox_pay_page and approve (or provider wechatpay)",
             f"curl -H 'Authorization: Bearer {merchants[0]['api_key']}' {base}/products",
             f"open {base}/schema",
         ],
