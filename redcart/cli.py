@@ -73,6 +73,12 @@ def _run_uvicorn(host: str, port: int, workers: int) -> None:
 
 
 @main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Bind address; keep loopback except inside a private compose network.",
+)
 @click.option("--alipay-port", default=8601, show_default=True)
 @click.option("--wechatpay-port", default=8602, show_default=True)
 @click.option(
@@ -81,7 +87,7 @@ def _run_uvicorn(host: str, port: int, workers: int) -> None:
     show_default=True,
     help="Multiplies the providers' notification retry intervals.",
 )
-def sandbox(alipay_port: int, wechatpay_port: int, time_scale: float) -> None:
+def sandbox(host: str, alipay_port: int, wechatpay_port: int, time_scale: float) -> None:
     """Serve the Alipay- and WeChat-Pay-style sandbox gateways on 127.0.0.1."""
     from redcart.sandboxes import serve_sandboxes
 
@@ -91,6 +97,29 @@ def sandbox(alipay_port: int, wechatpay_port: int, time_scale: float) -> None:
         f"wechatpay http://127.0.0.1:{wechatpay_port} (keys in {settings.var_dir}/sandbox)"
     )
     serve_sandboxes(settings.var_dir / "sandbox", alipay_port, wechatpay_port, time_scale)
+
+
+@main.group()
+def payments() -> None:
+    """Payment operations."""
+
+
+@payments.command("reconcile")
+def payments_reconcile() -> None:
+    """Compare the payment ledger with each gateway; settle stuck pending payments."""
+    import asyncio
+
+    from redcart.payments_wiring import reconcile_all
+
+    findings = asyncio.run(reconcile_all(Settings.from_env()))
+    for f in findings:
+        click.echo(
+            f"{f.provider:10} {f.out_trade_no}  ours={f.ours:10} gateway={f.theirs:17} {f.action}"
+        )
+    bad = [f for f in findings if f.action.startswith(("mismatch", "unreachable"))]
+    click.echo(f"{len(findings)} payments checked, {len(bad)} need attention")
+    if bad:
+        raise SystemExit(1)
 
 
 @main.group()

@@ -138,3 +138,24 @@ def payment_process(settings: Settings, commerce: CommerceRuntime, payments: Pay
         else (lambda: True)
     )
     return PaymentProcess(commerce.app, commerce.store, payments, lease=lease)
+
+
+async def reconcile_all(settings: Settings) -> list:
+    """Run reconciliation from the command line with this process's own writer."""
+    from litestar.concurrency import sync_to_thread
+
+    from payments.reconcile import all_payments, reconcile
+    from redcart.wiring import build_commerce
+
+    commerce = build_commerce(settings)
+    commerce.writer.start()
+    runtime = build_payments(settings, commerce)
+    try:
+        payments = await sync_to_thread(all_payments, runtime)
+        return await reconcile(runtime, payments)
+    finally:
+        await runtime.aclose()
+        commerce.writer.stop()
+        runtime.app.close()
+        commerce.store.close()
+        commerce.app.close()

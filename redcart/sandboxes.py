@@ -11,12 +11,14 @@ from pathlib import Path
 import uvicorn
 
 
-def serve_sandboxes(key_dir: Path, alipay_port: int, wechatpay_port: int, scale: float) -> None:
+def serve_sandboxes(
+    key_dir: Path, alipay_port: int, wechatpay_port: int, scale: float, host: str = "127.0.0.1"
+) -> None:
     from payments.sandbox import create_alipay_sandbox, create_wechatpay_sandbox
 
     servers = [
         uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+            uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
         )
         for app, port in (
             (create_alipay_sandbox(key_dir, time_scale=scale), alipay_port),

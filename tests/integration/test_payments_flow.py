@@ -3,7 +3,10 @@ signed notifications into the webhooks; exactly once however often a notificatio
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -262,5 +265,42 @@ def test_a_forged_notification_is_refused_and_nothing_is_recorded(
         assert httpx.post(api.url + "/webhooks/nope", content=b"x").status_code == 404
         assert httpx.get(api.url + "/readyz").json()["events"] == before
         assert httpx.get(api.url + "/admin/merchants", headers=ADMIN).status_code == 200
+    finally:
+        api.stop()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_reconciliation_settles_a_payment_whose_notification_never_came(
+    sandboxes, tmp_path: Path, provider: str
+) -> None:
+    gateways, var = sandboxes
+    dead = f"http://127.0.0.1:{_free_port()}"  # notifications go nowhere
+    api = start_api(None, var, tmp_path, gateways, public_url=dead)
+    try:
+        shop = Shop(api.url)
+        order = shop.order()
+        started = shop.pay(order["id"], provider)
+        httpx.post(f"{started['sandbox_pay_page']}/approve", timeout=10).raise_for_status()
+        time.sleep(0.5)
+        assert shop.get(f"/orders/{order['id']}")["status"] == "placed"
+        env = settings_env(None, var) | gateways.env()
+        run = subprocess.run(
+            [sys.executable, "-m", "redcart.cli", "payments", "reconcile"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert started["out_trade_no"] in run.stdout
+        assert "settled (paid)" in run.stdout, run.stdout + run.stderr
+        assert shop.get(f"/orders/{order['id']}")["status"] == "paid"
+        again = subprocess.run(
+            [sys.executable, "-m", "redcart.cli", "payments", "reconcile"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "settled" not in again.stdout and again.returncode == 0, again.stdout
     finally:
         api.stop()

@@ -16,7 +16,15 @@ import pytest
 from eventsourcing.application import Application
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    Bundle,
+    MultipleResults,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    multiple,
+    rule,
+)
 
 from commerce.domain.errors import Conflict, InvalidTransition, OutOfStock
 from livestream.domain.deals import CLOSED, COUNTING_DOWN, OPEN, FlashDeal
@@ -97,15 +105,20 @@ class FlashDealMachine(RuleBasedStateMachine):
     def time_passes(self, seconds: int) -> None:
         self.now += timedelta(seconds=seconds)
 
+    @rule()
+    def the_countdown_ends(self) -> None:
+        self.now = max(self.now, self.deal.opens_at)
+
     @rule(claim_id=claim_ids)
     def a_payment_deadline_arrives(self, claim_id: UUID) -> None:
         """Jump to exactly a claim's deadline: the instant it stops counting."""
-        claim = self.claims.get(claim_id)
-        if claim is not None and claim.pay_by > self.now:
+        claim = self.claims[claim_id]
+        if claim.pay_by > self.now:
             self.now = claim.pay_by
 
     @rule(target=claim_ids, buyer=st.sampled_from(BUYERS), quantity=st.integers(1, 3))
-    def claim(self, buyer: UUID, quantity: int) -> UUID:
+    def claim(self, buyer: UUID, quantity: int) -> MultipleResults[UUID]:
+        """Accepted claims join the bundle the other rules draw from; refused ones do not."""
         claim_id = uuid4()
         args = (claim_id, buyer, quantity, self.now)
         left = self.deal.quantity - self.model_claimed()
@@ -120,13 +133,12 @@ class FlashDealMachine(RuleBasedStateMachine):
             decision = self.deal.claim(*args)
             assert decision.units_left_after == left - quantity
             self.claims[claim_id] = ModelClaim(buyer, quantity, self.now + self.pay_window)
-        return claim_id
+            return multiple(claim_id)
+        return multiple()
 
     @rule(claim_id=claim_ids)
     def pay(self, claim_id: UUID) -> None:
-        claim = self.claims.get(claim_id)
-        if claim is None:
-            return  # a refused claim: nothing to pay
+        claim = self.claims[claim_id]
         if claim.gone or (not claim.paid and claim.pay_by <= self.now):
             self.refused(InvalidTransition, self.deal.pay, claim_id, self.now)
         else:
@@ -136,19 +148,20 @@ class FlashDealMachine(RuleBasedStateMachine):
 
     @rule(claim_id=claim_ids)
     def release(self, claim_id: UUID) -> None:
-        claim = self.claims.get(claim_id)
-        if claim is not None and claim.paid:
+        claim = self.claims[claim_id]
+        if claim.paid:
             self.refused(InvalidTransition, self.deal.release, claim_id)
             return
+        if not claim.gone:
+            event("release accepted")
         self.deal.release(claim_id)
-        if claim is not None:
-            claim.gone = True
+        claim.gone = True
 
     @rule(claim_id=claim_ids)
     def sweep(self, claim_id: UUID) -> None:
-        claim = self.claims.get(claim_id)
-        lapsed = claim is not None and not claim.paid and claim.pay_by <= self.now
-        assert (claim_id in self.deal.lapsed(self.now)) == (lapsed and not claim.gone)
+        claim = self.claims[claim_id]
+        lapsed = not claim.gone and not claim.paid and claim.pay_by <= self.now
+        assert (claim_id in self.deal.lapsed(self.now)) == lapsed
         self.deal.expire(claim_id, self.now)
         if lapsed:
             event("sweep expired a claim")
@@ -199,7 +212,7 @@ class FlashDealMachine(RuleBasedStateMachine):
 
 
 FlashDealMachine.TestCase.settings = settings(
-    max_examples=150,
+    max_examples=300,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
