@@ -25,6 +25,7 @@ from commerce.services.access import ADMIN, BUYER, MERCHANT
 from payments.port import (
     BadSignature,
     CreatePayment,
+    DeclareCustoms,
     DisplayQrCode,
     NotificationKind,
     PaymentGatewayError,
@@ -32,6 +33,7 @@ from payments.port import (
     RedirectToUrl,
     ReplayedNotification,
     StaleNotification,
+    UnsupportedOperation,
     out_trade_no_for,
 )
 from payments.records import Payment, payment_id
@@ -143,6 +145,77 @@ async def order_payments(order_id: FromPath[str], principal: Caller, payments: P
                 | {"refunded_fen": sum(payment.refunds.values()), "flags": payment.flags}
             )
     return {"items": items}
+
+
+class CustomsDeclaration(msgspec.Struct, forbid_unknown_fields=True):
+    customs_code: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    merchant_customs_no: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    merchant_customs_name: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    carrier: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    waybill_no: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    consignee: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+@post(
+    "/orders/{order_id:str}/customs/declaration",
+    guards=[allow(ADMIN, MERCHANT)],
+    tags=["customs"],
+    status_code=200,
+)
+async def declare_to_customs(
+    order_id: FromPath[str],
+    data: JSONBody[CustomsDeclaration],
+    principal: Caller,
+    payments: PaymentsDep,
+) -> dict:
+    """File the three customs documents of a paid order (三单比对): the order itself, the payment
+    declaration pushed through the provider that took the money (which checks the payer is the
+    buyer), and the carrier's waybill. Matching documents move the order to customs_declared;
+    a mismatch is recorded with its reasons and may be filed again."""
+    try:
+        oid = UUID(order_id)
+    except ValueError:
+        raise NotFound("no such order", field="order_id") from None
+    order = await payments.order_for_payment(oid, principal)
+    if order["status"] not in ("paid", "customs_rejected") or not order["payment_ref"]:
+        raise Conflict(f"an order that is {order['status']} cannot be declared", field="order_id")
+    payment = await payments.payment(order["payment_ref"])
+    gateway = payments.gateways.get(payment.provider) if payment else None
+    identity = await payments.payer_identity(oid)  # type: ignore[misc]
+    if payment is None or gateway is None:
+        raise Conflict("the order was not paid through a gateway redcart knows", field="order_id")
+    if identity is None:
+        raise Conflict("the payer's identity is no longer held for this order", field="order_id")
+    try:
+        declared = await gateway.declare_customs(
+            DeclareCustoms(
+                out_trade_no=payment.out_trade_no,
+                out_request_no=f"{payment.out_trade_no}-customs",
+                order_no=str(oid),
+                customs_code=data.customs_code,
+                merchant_customs_no=data.merchant_customs_no,
+                merchant_customs_name=data.merchant_customs_name,
+                amount_minor=payment.amount_fen,
+                payer_name=identity[0],
+                payer_id_number=identity[1],
+            )
+        )
+    except UnsupportedOperation:
+        raise Conflict(f"{payment.provider} does not declare payments to customs") from None
+    except PaymentGatewayError as exc:
+        return problem(502, "Payment provider refused", str(exc), "provider_error")
+    payment_document = {
+        "provider": payment.provider,
+        "declaration_ref": declared.declaration_ref,
+        "amount_fen": payment.amount_fen,
+        "identity_check": declared.identity_check.value,
+    }
+    logistics_document = {"carrier": data.carrier, "waybill_no": data.waybill_no,
+                          "consignee": data.consignee}  # fmt: skip
+    return await payments.file_customs(  # type: ignore[misc]
+        principal, oid, data.customs_code, data.merchant_customs_no,
+        payment_document, logistics_document,
+    )  # fmt: skip
 
 
 @post("/webhooks/{provider:str}", tags=["payments"], status_code=200)

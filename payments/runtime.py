@@ -25,6 +25,8 @@ class PaymentsRuntime:
     # From the order side, passed in so this context never imports its internals:
     order_for_payment: Callable[[UUID, Any], Awaitable[dict]]
     record_payment: Callable[..., Awaitable[dict]]
+    payer_identity: Callable[[UUID], Awaitable[tuple[str, str] | None]] | None = None
+    file_customs: Callable[..., Awaitable[dict]] | None = None
     sandbox_pages: dict[str, str] = field(default_factory=dict)  # provider -> sandbox base URL
 
     async def payment(self, out_trade_no: str) -> Payment | None:

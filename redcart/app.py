@@ -23,7 +23,7 @@ from commerce.api.orders import OrderController
 from commerce.api.problems import EXCEPTION_HANDLERS, problem
 from commerce.api.runtime import CommerceRuntime
 from commerce.sweeper import sweep_forever
-from payments.api import order_payments, start_payment, webhook
+from payments.api import declare_to_customs, order_payments, start_payment, webhook
 from redcart.payments_wiring import build_payments, payment_process
 from redcart.settings import Settings
 from redcart.wiring import build_commerce
@@ -96,6 +96,7 @@ def create_app(
             OrderController,
             start_payment,
             order_payments,
+            declare_to_customs,
             webhook,
         ],
         dependencies={

@@ -95,7 +95,7 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
         first = ids.keyed_id("merchant", admin.name, "demo:merchant:0")
         already = runtime.app.repository.__contains__(first)
         if already and once:
-            order_id = _place_demo_order(writer, cfg)
+            order_id = _place_demo_order(writer, cfg, runtime.vault)
             return {"demo": "already loaded", **_summary(runtime, settings, order_id)}
         for rate in (("JPY", "0.0478"), ("KRW", "0.0052"), ("USD", "7.12")):
             writer.execute(catalog.set_fx_rate, cfg, rate[0], Decimal(rate[1]), "demo")
@@ -145,7 +145,7 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
                     writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(bonded["id"]), 40)
                     writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(overseas["id"]), 200)
         writer.execute(catalog.sign_up_buyer, cfg, _key(admin, "buyer"), "小红 (demo)")
-        order_id = _place_demo_order(writer, cfg)
+        order_id = _place_demo_order(writer, cfg, runtime.vault)
         return {"demo": "loaded", **_summary(runtime, settings, order_id)}
     finally:
         writer.stop()
@@ -153,7 +153,7 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
         runtime.app.close()
 
 
-def _place_demo_order(writer, cfg) -> UUID:  # type: ignore[no-untyped-def]
+def _place_demo_order(writer, cfg, vault) -> UUID:  # type: ignore[no-untyped-def]
     """A fresh unpaid order on every start, so there is always one to pay within its TTL."""
     admin = Principal("admin").name
     buyer_id = ids.keyed_id("buyer", admin, "demo:buyer")
@@ -169,6 +169,7 @@ def _place_demo_order(writer, cfg) -> UUID:  # type: ignore[no-untyped-def]
         ordering.identify(cfg, "王小红", DEMO_ID),
         ADDRESS,
     )
+    vault.put(UUID(answer.body["id"]), "王小红", DEMO_ID)  # for its customs declaration
     return UUID(answer.body["id"])
 
 

@@ -110,10 +110,21 @@ def build_payments(
         require_order_access(principal, order.merchant_id, order.buyer_id)
         titles = ", ".join(line["title"] for line in order.lines)
         return {"status": order.status(commerce.cfg.clock()), "total_fen": order.total_fen,
-                "subject": f"redcart order: {titles}"[:120]}  # fmt: skip
+                "subject": f"redcart order: {titles}"[:120], "payment_ref": order.payment_ref,
+                "recipient": order.address["recipient"]}  # fmt: skip
 
     async def record(*args: object) -> dict:
         return await commerce.writer.submit(record_payment, commerce.cfg, *args)
+
+    async def payer_identity(order_id: UUID) -> tuple[str, str] | None:
+        from litestar.concurrency import sync_to_thread
+
+        return await sync_to_thread(commerce.vault.get, order_id)
+
+    async def file_customs(*args: object) -> dict:
+        from commerce.services.customs import file_customs_documents
+
+        return await commerce.writer.submit(file_customs_documents, commerce.cfg, *args)
 
     public = env.get("REDCART_PUBLIC_URL", f"http://{settings.host}:{settings.port}")
     sandbox = sandbox_urls(env) if env.get("REDCART_PAYMENTS", "sandbox") == "sandbox" else {}
@@ -123,6 +134,8 @@ def build_payments(
         public_url=public.rstrip("/"),
         order_for_payment=order_for_payment,
         record_payment=record,
+        payer_identity=payer_identity,
+        file_customs=file_customs,
         sandbox_pages=sandbox,
     )
 

@@ -6,6 +6,7 @@ from commerce.api.runtime import CommerceRuntime
 from commerce.application import Commerce
 from commerce.platform.eventstore import event_store_env, is_postgres
 from commerce.platform.groupcommit import GroupCommitWriter
+from commerce.platform.vault import IdentityVault
 from projections import runner as projection_runner
 from projections.commerce_lists import CommerceLists
 from projections.sqlstore import SqlStore
@@ -38,9 +39,10 @@ def migrate(settings: Settings) -> list[str]:
     store = SqlStore.open(settings.database_url, settings.var_dir)
     try:
         process.migrate(store)
+        IdentityVault(store, settings.secret_key.encode()).migrate()
     finally:
         store.close()
-    done.append("payments events and process tracking")
+    done.append("payments events, process tracking, customs identity vault")
     return done
 
 
@@ -71,6 +73,9 @@ def build_commerce(settings: Settings) -> CommerceRuntime:
         from payments import process
 
         process.migrate(store)
+    vault = IdentityVault(store, settings.secret_key.encode())
+    if not is_postgres(settings.database_url):
+        vault.migrate()
     lists = projection_runner.ProjectionRunner(app, store, projection, poll_interval=0.25)
     writer = GroupCommitWriter(app, max_batch=settings.writer_max_batch, on_commit=lists.wake)
     return CommerceRuntime(
@@ -80,4 +85,5 @@ def build_commerce(settings: Settings) -> CommerceRuntime:
         store=store,
         lists=lists,
         admin_key=settings.admin_key,
+        vault=vault,
     )

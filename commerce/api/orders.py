@@ -3,7 +3,10 @@ customs until those contexts land."""
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from litestar import Controller, Response, get, post
+from litestar.concurrency import sync_to_thread
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from commerce.api import responses as out
@@ -16,6 +19,10 @@ from commerce.domain.orders import Order
 from commerce.representations import order_view
 from commerce.services import ordering
 from commerce.services.access import ADMIN, BUYER, MERCHANT, require_order_access
+
+
+def identity_rid(data: schemas.PlaceOrder) -> str:
+    return data.identity.resident_id.replace(" ", "").upper()
 
 
 def _listed_status(item: dict, now_iso: str) -> dict:
@@ -53,6 +60,10 @@ class OrderController(Controller):
             {f: getattr(data.address, f) for f in data.address.__struct_fields__},
             probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
         )
+        if not result.replayed:  # kept encrypted for the customs payment declaration only
+            await sync_to_thread(
+                runtime.vault.put, UUID(result.body["id"]), data.identity.name, identity_rid(data)
+            )
         return answer(result)
 
     @get("/", guards=[allow(BUYER, MERCHANT)])
@@ -117,7 +128,7 @@ class OrderController(Controller):
             runtime, ordering.mark_paid, principal, oid, data.payment_ref, data.amount_fen
         )
 
-    @post("/{order_id:str}/customs/declare", status_code=200, guards=[allow(ADMIN, MERCHANT)])
+    @post("/{order_id:str}/customs/declare", status_code=200, guards=[allow(ADMIN)])
     async def declare_customs(
         self,
         order_id: FromPath[str],
@@ -125,6 +136,8 @@ class OrderController(Controller):
         principal: Caller,
         runtime: Runtime,
     ) -> out.Order:
+        """Operator override: record a declaration filed outside redcart. Merchants file the
+        three documents at POST /orders/{id}/customs/declaration, which checks they match."""
         oid = path_uuid(order_id, "order")
         return await self._act(
             runtime, ordering.declare_customs, principal, oid, data.declaration_ref
@@ -137,8 +150,12 @@ class OrderController(Controller):
         principal: Caller,
         runtime: Runtime,
     ) -> out.Order:
+        """Customs cleared the order (simulated customs response); the payer's clear identity,
+        kept only for the declaration, is erased."""
         oid = path_uuid(order_id, "order")
-        return await self._act(runtime, ordering.clear_customs, principal, oid)
+        cleared = await self._act(runtime, ordering.clear_customs, principal, oid)
+        await sync_to_thread(runtime.vault.erase, oid)
+        return cleared
 
     @post("/{order_id:str}/customs/reject", status_code=200, guards=[allow(ADMIN)])
     async def reject_customs(

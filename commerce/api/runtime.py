@@ -18,6 +18,7 @@ from commerce.config import CommerceConfig
 from commerce.domain.accounts import Buyer
 from commerce.domain.merchants import Merchant
 from commerce.platform.groupcommit import GroupCommitWriter
+from commerce.platform.vault import IdentityVault
 from commerce.services.access import ADMIN, BUYER, MERCHANT, Principal
 from projections.runner import ProjectionRunner
 from projections.sqlstore import SqlStore
@@ -33,6 +34,7 @@ class CommerceRuntime:
     store: SqlStore
     lists: ProjectionRunner
     admin_key: str
+    vault: IdentityVault
     _auth_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
 
     async def read(self, aggregate_id: UUID, kind: type) -> Any | None:

@@ -38,3 +38,7 @@ def keyed_id(kind: str, principal: str, key: str) -> UUID:
 
 def receipt_id(provider: str, provider_event_id: str) -> UUID:
     return uuid5(NAMESPACE, f"receipt:{provider}:{provider_event_id}")
+
+
+def customs_filing_id(order_id: UUID) -> UUID:
+    return uuid5(NAMESPACE, f"customs:{order_id}")

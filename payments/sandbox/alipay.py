@@ -67,7 +67,7 @@ def trade_status(trade: SandboxTrade) -> str:
 
 
 # Sandbox identity check: this certificate number plays "payer is somebody else".
-MISMATCHED_CERT_NO = "110101199003070000"
+MISMATCHED_CERT_NO = "110101199003070003"
 
 
 def _now_text(shift_seconds: int = 0) -> str:

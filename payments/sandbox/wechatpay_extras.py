@@ -23,7 +23,7 @@ from litestar.handlers import HTTPRouteHandler
 from payments.sandbox.ledger import LedgerError, TradeBook, TradeState, rows_to_csv
 from payments.sandbox.wechatpay_wire import SandboxSigner
 
-MISMATCHED_CERT_NO = "110101199003070000"  # plays "registered payer is somebody else"
+MISMATCHED_CERT_NO = "110101199003070003"  # plays "registered payer is somebody else"
 
 Guard = Callable[[Request], Awaitable[tuple[dict[str, Any], Response[bytes] | None]]]
 

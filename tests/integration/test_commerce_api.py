@@ -48,7 +48,7 @@ def test_the_whole_life_of_an_order_from_payment_to_delivery(client: TestClient)
     )
     assert again.status_code == 200 and again.json()["version"] == paid.json()["version"]
     steps = [
-        (f"/orders/{oid}/customs/declare", shop.headers, {"declaration_ref": "D-1"}),
+        (f"/orders/{oid}/customs/declare", ADMIN, {"declaration_ref": "D-1"}),
         (f"/orders/{oid}/customs/clear", ADMIN, None),
         (f"/orders/{oid}/ship", shop.headers, {"carrier": "SF", "tracking_no": "SF123"}),
         (f"/orders/{oid}/deliver", shop.headers, None),

@@ -304,3 +304,98 @@ def test_reconciliation_settles_a_payment_whose_notification_never_came(
         assert "settled" not in again.stdout and again.returncode == 0, again.stdout
     finally:
         api.stop()
+
+
+def customs_body(consignee: str = ADDRESS["recipient"]) -> dict:
+    return {
+        "customs_code": "NINGBO",
+        "merchant_customs_no": "3302461234",
+        "merchant_customs_name": "Race Trading",
+        "carrier": "SF",
+        "waybill_no": "SF1234567",
+        "consignee": consignee,
+    }
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_three_matching_documents_declare_the_order_and_customs_answers(
+    sandboxes, tmp_path: Path, provider: str
+) -> None:
+    gateways, var = sandboxes
+    api = start_api(None, var, tmp_path, gateways)
+    try:
+        shop = Shop(api.url)
+        merchant = {"Authorization": f"Bearer {shop_key(api.url, shop)}"}
+        order = shop.order()
+        started = shop.pay(order["id"], provider)
+        httpx.post(f"{started['sandbox_pay_page']}/approve", timeout=10).raise_for_status()
+        shop.wait_for(f"/orders/{order['id']}", lambda o: o["status"] == "paid")
+        path = f"{api.url}/orders/{order['id']}/customs/declaration"
+        wrong = httpx.post(path, json=customs_body("someone else"), headers=merchant, timeout=30)
+        assert wrong.status_code == 200, wrong.text
+        assert wrong.json()["customs"]["verdict"] == "mismatched"
+        assert "consignee" in wrong.json()["customs"]["reasons"][0]
+        assert shop.get(f"/orders/{order['id']}")["status"] == "paid"
+        right = httpx.post(path, json=customs_body(), headers=merchant, timeout=30)
+        assert right.json()["customs"]["verdict"] == "matched", right.text
+        assert right.json()["customs"]["documents"]["payment"]["identity_check"] == "match"
+        assert shop.get(f"/orders/{order['id']}")["status"] == "customs_declared"
+        reject = httpx.post(
+            f"{api.url}/orders/{order['id']}/customs/reject",
+            headers=ADMIN,
+            json={"reason": "HS code does not match the goods"},
+            timeout=30,
+        )
+        assert reject.json()["status"] == "customs_rejected"
+        assert reject.json()["customs"]["reason"] == "HS code does not match the goods"
+        again = httpx.post(path, json=customs_body(), headers=merchant, timeout=30)
+        assert again.json()["order"]["status"] == "customs_declared"
+        cleared = httpx.post(
+            f"{api.url}/orders/{order['id']}/customs/clear", headers=ADMIN, timeout=30
+        )
+        assert cleared.json()["status"] == "customs_cleared"
+        gone = httpx.post(path, json=customs_body(), headers=merchant, timeout=30)
+        assert gone.status_code == 409  # cleared: nothing to declare, identity erased
+    finally:
+        api.stop()
+
+
+def test_a_payer_who_is_not_the_buyer_fails_the_identity_check(sandboxes, tmp_path: Path) -> None:
+    gateways, var = sandboxes
+    api = start_api(None, var, tmp_path, gateways)
+    try:
+        shop = Shop(api.url)
+        merchant = {"Authorization": f"Bearer {shop_key(api.url, shop)}"}
+        body = {
+            "merchant_id": shop.merchant_id,
+            "lines": [{"sku": "LAST-10", "quantity": 1}],
+            "identity": {"name": "买家", "resident_id": "110101199003070003"},
+            "address": ADDRESS,
+        }
+        order = httpx.post(api.url + "/orders", json=body, headers=shop.buyer, timeout=30).json()
+        started = shop.pay(order["id"], "alipay")
+        httpx.post(f"{started['sandbox_pay_page']}/approve", timeout=10).raise_for_status()
+        shop.wait_for(f"/orders/{order['id']}", lambda o: o["status"] == "paid")
+        r = httpx.post(
+            f"{api.url}/orders/{order['id']}/customs/declaration",
+            json=customs_body(),
+            headers=merchant,
+            timeout=30,
+        )
+        assert r.json()["customs"]["verdict"] == "mismatched"
+        assert r.json()["customs"]["reasons"] == ["payer identity check: mismatch"]
+        assert shop.get(f"/orders/{order['id']}")["status"] == "paid"
+    finally:
+        api.stop()
+
+
+def shop_key(api: str, shop: Shop) -> str:
+    """The merchant key of the seeded shop (seed() onboarded it through the admin API)."""
+    from uuid import UUID
+
+    from commerce import credentials
+    from tests.conftest import SECRET_KEY
+
+    return credentials.issue(
+        credentials.MERCHANT_PREFIX, UUID(shop.merchant_id), SECRET_KEY.encode()
+    )
