@@ -61,9 +61,10 @@ class PaymentProcess:
     def __init__(
         self, source: Application, store: SqlStore, payments: PaymentsRuntime,
         lease: Callable[[], bool] = lambda: True, poll_interval: float = 0.5,
+        min_interval: float = 0.2,
     ) -> None:  # fmt: skip
         self.source, self.store, self.payments = source, store, payments
-        self.lease, self.poll_interval = lease, poll_interval
+        self.lease, self.poll_interval, self.min_interval = lease, poll_interval, min_interval
         self.wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -102,6 +103,9 @@ class PaymentProcess:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.poll_interval)
             self.wake.clear()
+            # Commits come in bursts of dozens a second under load; gateway calls need no
+            # millisecond latency, so look at most a few times a second.
+            await asyncio.sleep(self.min_interval)
 
     async def catch_up(self) -> int:
         done = 0
