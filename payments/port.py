@@ -8,6 +8,7 @@ command reuses the same reference and the provider's own de-duplication makes it
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import re
 import threading
@@ -189,6 +190,18 @@ class PaymentNotification:
 
 
 @dataclass(frozen=True, slots=True)
+class BillLine:
+    """One line of a provider's daily trade bill: a payment or a refund, positive fen."""
+
+    out_trade_no: str
+    kind: NotificationKind
+    amount_minor: int
+    currency: str
+    out_refund_no: str | None = None  # refunds only
+    provider_ref: str | None = None  # the provider's trade or refund number
+
+
+@dataclass(frozen=True, slots=True)
 class Acknowledgement:
     """The exact HTTP answer a provider expects from a notification endpoint."""
 
@@ -317,3 +330,13 @@ class PaymentGateway(Protocol):
     def acknowledgement(self, accepted: bool) -> Acknowledgement: ...
 
     async def declare_customs(self, command: DeclareCustoms) -> CustomsDeclarationResult: ...
+
+
+@runtime_checkable
+class BillingGateway(PaymentGateway, Protocol):
+    """Also lists every payment and refund booked on a day (the provider's, Beijing time).
+
+    Stripe has no such bill, so callers look for ``fetch_daily_bill`` with ``getattr`` instead
+    of demanding it of every ``PaymentGateway``."""
+
+    async def fetch_daily_bill(self, bill_date: datetime.date) -> list[BillLine]: ...

@@ -5,13 +5,27 @@ The gateway's query is the source of truth: a payment the gateway has taken but 
 pending is applied through the same exactly-once path as a webhook (its receipt id is derived
 from the gateway's own trade reference, so a webhook that turns up later finds it already paid);
 one the gateway closed is closed here too; anything else that disagrees is reported.
+
+The daily bill is the second witness (``compare_bills``): it lists what the provider actually
+booked on a day, so it also catches payments the ledger never heard of, which no query of our own
+trade numbers can find.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 from dataclasses import dataclass
 
-from payments.port import PaymentGatewayError, PaymentStatus
+import httpx
+
+from payments.port import (
+    BillLine,
+    NotificationKind,
+    PaymentGatewayError,
+    PaymentStatus,
+    UnsupportedOperation,
+)
 from payments.records import Payment
 from payments.runtime import PaymentsRuntime
 
@@ -78,6 +92,108 @@ async def reconcile(runtime: PaymentsRuntime, payments: list[Payment]) -> list[F
         findings.append(Finding(payment.out_trade_no, payment.provider, payment.status, theirs,
                                 action))  # fmt: skip
     return findings
+
+
+# Alipay and WeChat Pay close their bills at Beijing midnight (China keeps no daylight saving).
+SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
+BOOKED = ("succeeded", "refunded")  # ledger states in which the gateway holds (some of) the money
+
+
+async def compare_bills(
+    runtime: PaymentsRuntime,
+    payments: list[Payment],
+    bill_date: dt.date,
+    *,
+    zone: dt.tzinfo = SHANGHAI,
+) -> list[Finding]:
+    """The day's bill of every gateway that has one against our Payment streams.
+
+    Returns only disagreements ("mismatch: …", or "unreachable: …" when a bill could not be
+    fetched), so an empty list means the day reconciles; gateways without ``fetch_daily_bill``
+    (Stripe) are skipped. Billed lines are checked against the streams' current state. The other
+    way round, "booked that day" is when *we* recorded it: a Succeeded / Refunded event dated
+    ``bill_date`` in ``zone``. Keeping it that simple has one known artefact: a payment billed
+    just before midnight but recorded by us after it (a late webhook, a ``reconcile`` run) is
+    reported as "in the ledger, not in the bill" against the next day's bill.
+    """
+    findings: list[Finding] = []
+    for provider, gateway in runtime.gateways.items():
+        fetch = getattr(gateway, "fetch_daily_bill", None)
+        if fetch is None:
+            continue
+        try:
+            lines = await fetch(bill_date)
+        except UnsupportedOperation:
+            continue
+        except (PaymentGatewayError, httpx.HTTPError) as exc:
+            findings.append(Finding("*", provider, "?", "?", f"unreachable: {exc}"))
+            continue
+        ours = {p.out_trade_no: p for p in payments if p.provider == provider}
+        booked = await asyncio.to_thread(_booked_on, runtime, list(ours.values()), bill_date, zone)
+        findings += _compare_bill(provider, lines, ours, *booked)
+    return findings
+
+
+def _booked_on(
+    runtime: PaymentsRuntime, payments: list[Payment], day: dt.date, zone: dt.tzinfo
+) -> tuple[set[str], set[tuple[str, str]]]:
+    """Trade numbers paid, and (trade number, refund number) pairs refunded, on ``day``."""
+    paid: set[str] = set()
+    refunded: set[tuple[str, str]] = set()
+    for payment in payments:
+        first, last = (t.astimezone(zone).date() for t in (payment.created_on, payment.modified_on))
+        if not first <= day <= last:
+            continue  # no event of this stream can fall on the day
+        for event in runtime.app.events.get(payment.id):
+            if event.timestamp.astimezone(zone).date() != day:
+                continue
+            if isinstance(event, Payment.Succeeded):
+                paid.add(payment.out_trade_no)
+            elif isinstance(event, Payment.Refunded):
+                refunded.add((payment.out_trade_no, event.out_refund_no))
+    return paid, refunded
+
+
+def _compare_bill(
+    provider: str,
+    lines: list[BillLine],
+    ours: dict[str, Payment],
+    paid_on_day: set[str],
+    refunded_on_day: set[tuple[str, str]],
+) -> list[Finding]:
+    found: list[Finding] = []
+
+    def mismatch(out_trade_no: str, theirs: str, what: str) -> None:
+        payment = ours.get(out_trade_no)
+        status = payment.status if payment else "missing"
+        found.append(Finding(out_trade_no, provider, status, theirs, f"mismatch: {what}"))
+
+    billed_payments: set[str] = set()
+    billed_refunds: set[tuple[str, str]] = set()
+    for line in lines:
+        payment, theirs = ours.get(line.out_trade_no), f"{line.amount_minor} {line.currency}"
+        if line.kind is NotificationKind.PAYMENT:
+            billed_payments.add(line.out_trade_no)
+            if payment is None or payment.status not in BOOKED:
+                mismatch(line.out_trade_no, f"billed {theirs}", "in the bill, not in the ledger")
+            elif (payment.amount_fen, payment.currency) != (line.amount_minor, line.currency):
+                ours_text = f"{payment.amount_fen} {payment.currency}"
+                mismatch(line.out_trade_no, f"billed {theirs}", f"bill {theirs}, ours {ours_text}")
+            continue
+        refund_no = line.out_refund_no or ""
+        billed_refunds.add((line.out_trade_no, refund_no))
+        ours_fen = payment.refunds.get(refund_no) if payment else None
+        if ours_fen is None:
+            what = f"refund {refund_no} in the bill, not in the ledger"
+            mismatch(line.out_trade_no, f"refund {theirs}", what)
+        elif ours_fen != line.amount_minor or payment.currency != line.currency:
+            what = f"refund {refund_no}: bill {theirs}, ours {ours_fen} {payment.currency}"
+            mismatch(line.out_trade_no, f"refund {theirs}", what)
+    for out_trade_no in sorted(paid_on_day - billed_payments):
+        mismatch(out_trade_no, "not billed", "in the ledger, not in the bill")
+    for out_trade_no, refund_no in sorted(refunded_on_day - billed_refunds):
+        mismatch(out_trade_no, "not billed", f"refund {refund_no} in the ledger, not in the bill")
+    return found
 
 
 def _succeed(payment: Payment) -> bool:

@@ -105,18 +105,27 @@ def payments() -> None:
 
 
 @payments.command("reconcile")
-def payments_reconcile() -> None:
-    """Compare the payment ledger with each gateway; settle stuck pending payments."""
+@click.option(
+    "--bill-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Which daily bill to compare (Beijing date; default today).",
+)
+def payments_reconcile(bill_date) -> None:  # type: ignore[no-untyped-def]
+    """Compare the payment ledger with each gateway's query and daily bill; settle stuck
+    pending payments."""
     import asyncio
 
     from redcart.payments_wiring import reconcile_all
 
-    findings = asyncio.run(reconcile_all(Settings.from_env()))
+    day = bill_date.date() if bill_date else None
+    findings = asyncio.run(reconcile_all(Settings.from_env(), day))
     for f in findings:
         click.echo(
             f"{f.provider:10} {f.out_trade_no}  ours={f.ours:10} gateway={f.theirs:17} {f.action}"
         )
-    bad = [f for f in findings if f.action.startswith(("mismatch", "unreachable"))]
+    bad = [f for f in findings if "mismatch" in f.action or "unreachable" in f.action
+           or f.action.startswith("bill")]  # fmt: skip
     click.echo(f"{len(findings)} payments checked, {len(bad)} need attention")
     if bad:
         raise SystemExit(1)

@@ -153,11 +153,16 @@ def payment_process(settings: Settings, commerce: CommerceRuntime, payments: Pay
     return PaymentProcess(commerce.app, commerce.store, payments, lease=lease)
 
 
-async def reconcile_all(settings: Settings) -> list:
-    """Run reconciliation from the command line with this process's own writer."""
+async def reconcile_all(settings: Settings, bill_date=None) -> list:  # type: ignore[no-untyped-def]
+    """Run reconciliation from the command line with this process's own writer: every payment
+    against the gateway's query, then the day's bill (Beijing date; today by default) against
+    the ledger."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
     from litestar.concurrency import sync_to_thread
 
-    from payments.reconcile import all_payments, reconcile
+    from payments.reconcile import all_payments, compare_bills, reconcile
     from redcart.wiring import build_commerce
 
     commerce = build_commerce(settings)
@@ -165,7 +170,12 @@ async def reconcile_all(settings: Settings) -> list:
     runtime = build_payments(settings, commerce)
     try:
         payments = await sync_to_thread(all_payments, runtime)
-        return await reconcile(runtime, payments)
+        findings = await reconcile(runtime, payments)
+        day = bill_date or datetime.now(ZoneInfo("Asia/Shanghai")).date()
+        payments = await sync_to_thread(all_payments, runtime)  # as settled just now
+        bill = await compare_bills(runtime, payments, day)
+        return findings + [f.__class__(f.out_trade_no, f.provider, f.ours, f.theirs,
+                                       f"bill {day}: {f.action}") for f in bill]  # fmt: skip
     finally:
         await runtime.aclose()
         commerce.writer.stop()

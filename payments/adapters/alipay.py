@@ -9,14 +9,18 @@ Why it looks like this:
 * Async notifications are forms; ``sign`` *and* ``sign_type`` are excluded from the signed string.
   The merchant must answer the seven bytes ``success`` or Alipay keeps resending.
 * Amounts are decimal yuan strings on the wire. They are converted here and nowhere else.
+* Daily bills are CSV files with Chinese headers behind a download URL; read by header name.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import urllib.parse
+import zipfile
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -25,6 +29,7 @@ import httpx
 from payments.port import (
     Acknowledgement,
     BadSignature,
+    BillLine,
     CreatePayment,
     CustomsDeclarationResult,
     DeclareCustoms,
@@ -33,6 +38,7 @@ from payments.port import (
     InMemoryReplayGuard,
     NotificationKind,
     NotificationReplayGuard,
+    PaymentGatewayError,
     PaymentNotification,
     PaymentStarted,
     PaymentState,
@@ -251,6 +257,16 @@ class AlipayGateway:
             raw=body,
         )
 
+    async def fetch_daily_bill(self, bill_date: date) -> list[BillLine]:
+        """``alipay.data.dataservice.bill.downloadurl.query`` (trade bill), then the file itself."""
+        body = await self._call(
+            "alipay.data.dataservice.bill.downloadurl.query",
+            {"bill_type": "trade", "bill_date": bill_date.isoformat()},
+        )
+        response = await self._http.get(body["bill_download_url"])
+        response.raise_for_status()
+        return parse_trade_bill(response.content)
+
     def parse_notification(
         self, headers: Mapping[str, str], raw_body: bytes
     ) -> PaymentNotification:
@@ -290,6 +306,38 @@ class AlipayGateway:
     def acknowledgement(self, accepted: bool) -> Acknowledgement:
         """Exactly ``success`` (no whitespace, no HTML); anything else makes Alipay resend."""
         return Acknowledgement(200, b"success" if accepted else b"fail", "text/plain")
+
+
+def parse_trade_bill(content: bytes) -> list[BillLine]:
+    """业务明细 rows of 交易 (payment) or 退款 (refund), read by header name. The real gateway
+    serves a zip of GBK files with ``#`` comment lines; the sandbox, plain UTF-8."""
+    if content.startswith(b"PK"):
+        with zipfile.ZipFile(io.BytesIO(content)) as archive:
+            for info in archive.infolist():  # names are GBK unless flagged UTF-8 (bit 11)
+                gbk_name = info.filename.encode("cp437", "replace")
+                if "汇总" not in info.filename and "汇总".encode("gb18030") not in gbk_name:
+                    content = archive.read(info)
+                    break
+            else:
+                content = b""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = content.decode("gb18030")
+    kinds = {"交易": NotificationKind.PAYMENT, "退款": NotificationKind.REFUND}
+    bill = []
+    for raw in csv.DictReader(line for line in text.splitlines() if line and line[0] != "#"):
+        row = {k.strip(): (v or "").strip() for k, v in raw.items() if k}
+        if (kind := kinds.get(row.get("业务类型", ""))) is None:
+            continue
+        try:
+            amount = yuan_to_minor(row["订单金额（元）"].lstrip("-"))  # refunds may be negative
+            out_trade_no = row["商户订单号"]
+        except (KeyError, ValueError) as exc:
+            raise PaymentGatewayError(f"unreadable Alipay bill line: {exc}") from exc
+        refund_no, ref = row.get("退款批次号/请求号") or None, row.get("支付宝交易号") or None
+        bill.append(BillLine(out_trade_no, kind, amount, row.get("币种") or "CNY", refund_no, ref))
+    return bill
 
 
 def _cny(amount_minor: int, currency: str) -> int:

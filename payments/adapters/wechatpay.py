@@ -10,19 +10,24 @@ Why it looks like this:
   the ``Wechatpay-Serial`` header names the key, and timestamps more than five minutes off are
   refused because a valid signature alone does not prove freshness.
 * Callback payloads are AEAD_AES_256_GCM-encrypted with the merchant's APIv3 key.
-* Amounts are integer fen already, so no conversion happens here.
+* Amounts are integer fen already, so no conversion happens here, except in daily bills: a
+  backtick-prefixed CSV of yuan, downloaded with a signed GET and checked against its SHA1.
 """
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from datetime import date
 from typing import Any
 
 import httpx
 
+from payments.adapters.alipay import yuan_to_minor  # bills show yuan, as Alipay's API does
 from payments.adapters.wechatpay_crypto import (
     AUTH_SCHEME,
     TIMESTAMP_TOLERANCE_SECONDS,
@@ -33,6 +38,7 @@ from payments.adapters.wechatpay_crypto import (
 from payments.port import (
     Acknowledgement,
     BadSignature,
+    BillLine,
     CreatePayment,
     CustomsDeclarationResult,
     DeclareCustoms,
@@ -41,6 +47,7 @@ from payments.port import (
     InMemoryReplayGuard,
     NotificationKind,
     NotificationReplayGuard,
+    PaymentGatewayError,
     PaymentNotification,
     PaymentStarted,
     PaymentState,
@@ -132,15 +139,16 @@ class WeChatPayGateway:
         if skew > TIMESTAMP_TOLERANCE_SECONDS:
             raise StaleNotification(f"Wechatpay-Timestamp is {skew:.0f} s away from now")
 
-    async def _request(
+    async def _send(
         self,
         method: str,
         path_with_query: str,
-        payload: Mapping[str, Any] | None = None,
+        body: str = "",
         *,
+        url: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
-    ) -> dict[str, Any]:
-        body = "" if payload is None else json.dumps(payload, ensure_ascii=False)
+    ) -> httpx.Response:
+        """Sign and send; ``url`` overrides base URL + path (bill downloads name their own)."""
         headers = {
             "Accept": "application/json",
             "Content-Type": "application/json",
@@ -157,7 +165,7 @@ class WeChatPayGateway:
             **(extra_headers or {}),
         }
         response = await self._http.request(
-            method, self._base_url + path_with_query, content=body.encode(), headers=headers
+            method, url or self._base_url + path_with_query, content=body.encode(), headers=headers
         )
         if not response.is_success:
             try:
@@ -167,6 +175,19 @@ class WeChatPayGateway:
             raise ProviderRejected(
                 str(error.get("code", response.status_code)), str(error.get("message", ""))
             )
+        return response
+
+    async def _request(
+        self,
+        method: str,
+        path_with_query: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Signed request whose answer must carry a valid platform signature."""
+        body = "" if payload is None else json.dumps(payload, ensure_ascii=False)
+        response = await self._send(method, path_with_query, body, extra_headers=extra_headers)
         self.verify_signed_message(response.headers, response.content)
         return response.json() if response.content else {}
 
@@ -281,6 +302,17 @@ class WeChatPayGateway:
             raw={"declaration": declared, "verification": verified},
         )
 
+    async def fetch_daily_bill(self, bill_date: date) -> list[BillLine]:
+        """Signed ``GET /v3/bill/tradebill``, then a signed GET of its ``download_url``. The file
+        itself is unsigned: it must match the SHA1 ``hash_value`` of the signed answer."""
+        answer = await self._request("GET", f"/v3/bill/tradebill?bill_date={bill_date}")
+        url = httpx.URL(answer["download_url"])
+        file = await self._send("GET", url.raw_path.decode(), url=str(url))
+        digest = hashlib.sha1(file.content, usedforsecurity=False).hexdigest()
+        if digest != str(answer.get("hash_value", "")).lower():
+            raise BadSignature("trade bill does not match the signed hash_value")
+        return parse_trade_bill(file.content.decode("utf-8-sig"))
+
     def parse_notification(
         self, headers: Mapping[str, str], raw_body: bytes
     ) -> PaymentNotification:
@@ -324,3 +356,29 @@ class WeChatPayGateway:
         return Acknowledgement(
             400, json.dumps({"code": "FAIL", "message": "失败"}).encode(), "application/json"
         )
+
+
+def parse_trade_bill(text: str) -> list[BillLine]:
+    """Rows before the 总交易单数 summary, values backtick-prefixed, amounts in yuan: 金额 (the
+    sandbox) or 应结订单金额 / 退款金额 (the real layout). Only SUCCESS and REFUND move money."""
+    bill = []
+    for raw in csv.DictReader(text.splitlines()):
+        row = {k.strip(): (v or "").strip().lstrip("`") for k, v in raw.items() if k}
+        if row.get("交易时间", "").startswith("总"):
+            break
+        if (state := row.get("交易状态")) not in ("SUCCESS", "REFUND"):
+            continue
+        kind = NotificationKind.REFUND if state == "REFUND" else NotificationKind.PAYMENT
+        yuan = row.get("金额") or row.get("退款金额" if kind == "refund" else "应结订单金额", "")
+        try:
+            amount, out_trade_no = yuan_to_minor(yuan.lstrip("-")), row["商户订单号"]
+        except (KeyError, ValueError) as exc:
+            raise PaymentGatewayError(f"unreadable WeChat Pay bill line: {exc}") from exc
+        refund_no = row.get("商户退款单号") if kind == "refund" else None
+        ref = row.get("微信订单号/退款单号") or row.get(
+            "微信退款单号" if refund_no else "微信订单号"
+        )
+        bill.append(
+            BillLine(out_trade_no, kind, amount, row.get("货币种类") or "CNY", refund_no, ref)
+        )
+    return bill

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 
 class TradeState(StrEnum):
@@ -154,7 +155,7 @@ class TradeBook:
         return trade, refund, True
 
     def bill_rows(self, bill_date: str) -> list[dict[str, Any]]:
-        """One row per payment and per refund whose time falls on ``bill_date`` (UTC)."""
+        """One row per payment and per refund whose time falls on ``bill_date`` (Beijing)."""
         rows: list[dict[str, Any]] = []
         for trade in self._trades.values():
             if trade.paid_at and _day(trade.paid_at) == bill_date:
@@ -198,7 +199,8 @@ def rows_to_csv(rows: list[dict[str, Any]], columns: list[tuple[str, Any]]) -> s
 
 
 def _day(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
+    """Bills cover a Beijing calendar day, as the real providers' do."""
+    return datetime.fromtimestamp(epoch, ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d")
 
 
 def _stamp(epoch: float) -> str:
