@@ -3,7 +3,8 @@ customs until those contexts land."""
 
 from __future__ import annotations
 
-from uuid import UUID
+import asyncio
+from uuid import uuid4
 
 from litestar import Controller, Response, get, post
 from litestar.concurrency import sync_to_thread
@@ -49,21 +50,29 @@ class OrderController(Controller):
         masked and hashed. Send an `Idempotency-Key` to retry safely.
         """
         identity = ordering.identify(runtime.cfg, data.identity.name, data.identity.resident_id)
-        result = await runtime.writer.submit(
-            ordering.place_order,
-            runtime.cfg,
-            idempotency,
-            principal.id,
-            body_uuid(data.merchant_id, "merchant_id"),
-            [(line.sku, line.quantity) for line in data.lines],
-            identity,
-            {f: getattr(data.address, f) for f in data.address.__struct_fields__},
-            probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
-        )
-        if not result.replayed:  # kept encrypted for the customs payment declaration only
-            await sync_to_thread(
-                runtime.vault.put, UUID(result.body["id"]), data.identity.name, identity_rid(data)
+        order_id = idempotency.resource_id("order") if idempotency else uuid4()
+        # The clear identity is kept (sealed) for the customs payment declaration only; it is
+        # stored alongside the order, not after it, so the two commits overlap.
+        sealed = runtime.vault.put_soon(order_id, data.identity.name, identity_rid(data))
+        try:
+            result = await runtime.writer.submit(
+                ordering.place_order,
+                runtime.cfg,
+                idempotency,
+                principal.id,
+                body_uuid(data.merchant_id, "merchant_id"),
+                [(line.sku, line.quantity) for line in data.lines],
+                identity,
+                {f: getattr(data.address, f) for f in data.address.__struct_fields__},
+                None,
+                order_id,
+                probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
             )
+        except Exception:
+            if idempotency is None:  # under a key, the key's real order may own this entry
+                sealed.add_done_callback(lambda _: runtime.vault.erase_soon(order_id))
+            raise
+        await asyncio.wrap_future(sealed)
         return answer(result)
 
     @get("/", guards=[allow(BUYER, MERCHANT)])

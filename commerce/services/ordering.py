@@ -81,9 +81,11 @@ def place_order(
     identity: BuyerIdentity,
     address: dict,
     attribution: dict | None = None,
+    order_id: UUID | None = None,
 ) -> Answer:
     """`identity` comes from `identify`, outside the writer: checking and hashing a resident ID
-    is pure work that need not hold up every other order."""
+    is pure work that need not hold up every other order. `order_id` lets the caller know the
+    id up front (under an Idempotency-Key the key decides it)."""
 
     def create() -> Answer:
         now = cfg.clock()
@@ -148,13 +150,13 @@ def place_order(
                     id=quota_id, identity_hash=identity.identity_hash, year=cfg.quota_year(now)
                 )
             )
-        order_id = idem.resource_id("order") if idem else uuid4()
+        new_id = idem.resource_id("order") if idem else (order_id or uuid4())
         until = now + cfg.reservation_ttl
         for stock, taken in reservations:
-            stock.reserve(order_id, taken, until, now)
-        quota.hold(order_id, quote.dutiable_fen, until)
+            stock.reserve(new_id, taken, until, now)
+        quota.hold(new_id, quote.dutiable_fen, until)
         order = Order(
-            id=order_id,
+            id=new_id,
             merchant_id=merchant_id,
             buyer_id=buyer_id,
             lines=order_lines,
