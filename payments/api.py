@@ -185,7 +185,11 @@ async def declare_to_customs(
     if payment is None or gateway is None:
         raise Conflict("the order was not paid through a gateway redcart knows", field="order_id")
     if identity is None:
-        raise Conflict("the payer's identity is no longer held for this order", field="order_id")
+        raise Conflict(
+            "redcart no longer holds the payer's identity for this order; the buyer confirms it"
+            " at PUT /orders/{id}/customs/identity",
+            field="order_id",
+        )
     try:
         declared = await gateway.declare_customs(
             DeclareCustoms(

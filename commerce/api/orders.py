@@ -3,10 +3,9 @@ customs until those contexts land."""
 
 from __future__ import annotations
 
-import asyncio
 from uuid import uuid4
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, get, post, put
 from litestar.concurrency import sync_to_thread
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -15,7 +14,7 @@ from commerce.api import schemas
 from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, page, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
-from commerce.domain.errors import NotFound
+from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.orders import Order
 from commerce.representations import order_view
 from commerce.services import ordering
@@ -51,28 +50,23 @@ class OrderController(Controller):
         """
         identity = ordering.identify(runtime.cfg, data.identity.name, data.identity.resident_id)
         order_id = idempotency.resource_id("order") if idempotency else uuid4()
-        # The clear identity is kept (sealed) for the customs payment declaration only; it is
-        # stored alongside the order, not after it, so the two commits overlap.
-        sealed = runtime.vault.put_soon(order_id, data.identity.name, identity_rid(data))
-        try:
-            result = await runtime.writer.submit(
-                ordering.place_order,
-                runtime.cfg,
-                idempotency,
-                principal.id,
-                body_uuid(data.merchant_id, "merchant_id"),
-                [(line.sku, line.quantity) for line in data.lines],
-                identity,
-                {f: getattr(data.address, f) for f in data.address.__struct_fields__},
-                None,
-                order_id,
-                probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
-            )
-        except Exception:
-            if idempotency is None:  # under a key, the key's real order may own this entry
-                sealed.add_done_callback(lambda _: runtime.vault.erase_soon(order_id))
-            raise
-        await asyncio.wrap_future(sealed)
+        result = await runtime.writer.submit(
+            ordering.place_order,
+            runtime.cfg,
+            idempotency,
+            principal.id,
+            body_uuid(data.merchant_id, "merchant_id"),
+            [(line.sku, line.quantity) for line in data.lines],
+            identity,
+            {f: getattr(data.address, f) for f in data.address.__struct_fields__},
+            None,
+            order_id,
+            probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
+        )
+        if not result.replayed:
+            # Sealed and stored in the next vault batch, off the answer's path: should it be
+            # lost to a crash, the buyer confirms it again (PUT .../customs/identity).
+            runtime.vault.put_soon(order_id, data.identity.name, identity_rid(data))
         return answer(result)
 
     @get("/", guards=[allow(BUYER, MERCHANT)])
@@ -110,6 +104,28 @@ class OrderController(Controller):
 
     async def _act(self, runtime: Runtime, use_case, *args) -> dict:  # type: ignore[no-untyped-def]
         return await runtime.writer.submit(use_case, runtime.cfg, *args)
+
+    @put("/{order_id:str}/customs/identity", status_code=204, guards=[allow(BUYER)])
+    async def confirm_identity(
+        self,
+        order_id: FromPath[str],
+        data: JSONBody[schemas.Identity],
+        principal: Caller,
+        runtime: Runtime,
+    ) -> None:
+        """The buyer confirms their real-name identity again for the customs declaration (only
+        needed if redcart no longer holds it). It must be the identity the order was placed with."""
+        oid = path_uuid(order_id, "order")
+        order = await runtime.read(oid, Order)
+        if order is None:
+            raise NotFound("no such order", field="order_id")
+        require_order_access(principal, order.merchant_id, order.buyer_id)
+        identity = ordering.identify(runtime.cfg, data.name, data.resident_id)
+        if identity.identity_hash != order.identity["identity_hash"]:
+            raise InvalidInput("is not the identity this order was placed with",
+                               field="identity.resident_id")  # fmt: skip
+        rid = data.resident_id.replace(" ", "").upper()
+        await sync_to_thread(runtime.vault.put, oid, data.name, rid)
 
     @post("/{order_id:str}/cancel", status_code=200, guards=[allow(ADMIN, BUYER, MERCHANT)])
     async def cancel(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -19,6 +20,7 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+log = logging.getLogger(__name__)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS customs_identity (order_id TEXT PRIMARY KEY, sealed TEXT NOT NULL)",
 )
@@ -54,6 +56,8 @@ class IdentityVault:
             try:
                 self._insert([row for row, _ in batch])
             except Exception as exc:
+                log.warning("customs identity vault: %s identities not stored (%s)", len(batch),
+                            type(exc).__name__)  # fmt: skip
                 for _, done in batch:
                     done.set_exception(exc)
                 continue

@@ -345,3 +345,26 @@ def test_a_payer_who_is_not_the_buyer_fails_the_identity_check(api_server) -> No
     assert r.json()["customs"]["verdict"] == "mismatched"
     assert r.json()["customs"]["reasons"] == ["payer identity check: mismatch"]
     assert shop.get(f"/orders/{order['id']}")["status"] == "paid"
+
+
+def test_a_lost_identity_is_confirmed_again_by_the_buyer(api_server, sandboxes) -> None:
+    import sqlite3
+
+    _, var = sandboxes
+    api = api_server()
+    shop = Shop(api.url)
+    order, _ = shop.paid_order("wechatpay")
+    time.sleep(0.2)  # the vault batch that holds this order's identity has been written
+    with sqlite3.connect(var / "views.db") as db:  # as if a crash had lost it
+        db.execute("DELETE FROM customs_identity WHERE order_id = ?", (order["id"],))
+    path = f"{api.url}/orders/{order['id']}/customs/declaration"
+    lost = httpx.post(path, json=customs_body(), headers=shop.merchant(), timeout=30)
+    assert lost.status_code == 409
+    assert "customs/identity" in lost.json()["detail"]
+    confirm = f"{api.url}/orders/{order['id']}/customs/identity"
+    someone = {"name": "买家", "resident_id": "11010519491231002X"}
+    assert httpx.put(confirm, json=someone, headers=shop.buyer).status_code == 422
+    buyer = {"name": "买家", "resident_id": resident_id(shop.n)}
+    assert httpx.put(confirm, json=buyer, headers=shop.buyer).status_code == 204
+    declared = httpx.post(path, json=customs_body(), headers=shop.merchant(), timeout=30)
+    assert declared.json()["customs"]["verdict"] == "matched", declared.text
