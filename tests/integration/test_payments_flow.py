@@ -368,3 +368,40 @@ def test_a_lost_identity_is_confirmed_again_by_the_buyer(api_server, sandboxes) 
     assert httpx.put(confirm, json=buyer, headers=shop.buyer).status_code == 204
     declared = httpx.post(path, json=customs_body(), headers=shop.merchant(), timeout=30)
     assert declared.json()["customs"]["verdict"] == "matched", declared.text
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_order_that_expires_unpaid_has_its_payment_closed(api_server, provider: str) -> None:
+    api = api_server(REDCART_RESERVATION_TTL_SECONDS="1", REDCART_SWEEP_INTERVAL_SECONDS="0.2")
+    shop = Shop(api.url)
+    order = shop.order()
+    started = shop.pay(order["id"], provider)
+    closed = shop.wait_for(f"/orders/{order['id']}/payments",
+                           lambda b: b["items"][0]["status"] == "closed")  # fmt: skip
+    assert closed["items"][0]["status"] == "closed"
+    assert shop.get(f"/orders/{order['id']}")["status"] == "expired"
+    late = httpx.post(f"{started['sandbox_pay_page']}/approve", timeout=10)
+    assert late.status_code >= 400
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_merchant_refund_returns_the_money_and_the_stock(api_server, provider: str) -> None:
+    api = api_server()
+    shop = Shop(api.url)
+    order, started = shop.paid_order(provider)
+    merchant = shop.merchant()
+    stock = httpx.get(f"{api.url}/products", headers=merchant).json()["items"][0]["id"]
+
+    def available() -> int:
+        return httpx.get(f"{api.url}/products/{stock}/stock", headers=merchant).json()["available"]
+
+    before = available()
+    r = httpx.post(f"{api.url}/orders/{order['id']}/refunds", headers=merchant, timeout=30,
+                   json={"refund_ref": "rma-1", "amount_fen": order["total_fen"]})  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "refunded"
+    assert available() == before + 1
+    refunded = shop.wait_for(f"/orders/{order['id']}/payments",
+                             lambda b: b["items"][0]["refunded_fen"] > 0)  # fmt: skip
+    assert refunded["items"][0]["refunded_fen"] == order["total_fen"]
+    assert refunded["items"][0]["out_trade_no"] == started["out_trade_no"]
