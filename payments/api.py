@@ -87,23 +87,36 @@ async def start_payment(
     order = await payments.order_for_payment(oid, principal)
     if order["status"] != "placed":
         raise Conflict(f"an order that is {order['status']} cannot be paid", field="order_id")
-    out_trade_no = trade_no(oid, data.provider)
-    existing = await payments.payment(out_trade_no)
-    if existing is not None:
-        return Response(_view(existing, payments.sandbox_pages.get(data.provider)), status_code=200)
-    command = CreatePayment(
-        order_id=str(oid),
-        amount_minor=order["total_fen"],
-        currency="CNY",
-        method=PROVIDER_METHODS[data.provider],  # type: ignore[arg-type]
-        out_trade_no=out_trade_no,
-        subject=order["subject"],
-        notify_url=f"{payments.public_url}/webhooks/{data.provider}",
-    )
     try:
-        started = await gateway.create_payment(command)
+        payment, created = await request_payment(
+            payments, oid, data.provider, order["total_fen"], order["subject"]
+        )
     except PaymentGatewayError as exc:
         return problem(502, "Payment provider refused", str(exc), "provider_error")
+    view = _view(payment, payments.sandbox_pages.get(data.provider))
+    return Response(view, status_code=201 if created else 200)
+
+
+async def request_payment(
+    payments: PaymentsRuntime, order_id: UUID, provider: str, total_fen: int, subject: str
+) -> tuple[Payment, bool]:
+    """Ask a gateway to take an order's money (once per order and provider): the payment, and
+    whether this call created it. Used by the buyer's start and by the process manager when an
+    order was placed with a payment provider chosen."""
+    out_trade_no = trade_no(order_id, provider)
+    existing = await payments.payment(out_trade_no)
+    if existing is not None:
+        return existing, False
+    command = CreatePayment(
+        order_id=str(order_id),
+        amount_minor=total_fen,
+        currency="CNY",
+        method=PROVIDER_METHODS[provider],  # type: ignore[arg-type]
+        out_trade_no=out_trade_no,
+        subject=subject,
+        notify_url=f"{payments.public_url}/webhooks/{provider}",
+    )
+    started = await payments.gateways[provider].create_payment(command)
     action = started.next_action
     next_action = (
         {"type": "qr_code", "data": action.data} if isinstance(action, DisplayQrCode)
@@ -112,20 +125,19 @@ async def start_payment(
     )  # fmt: skip
     payment = Payment(
         id=payment_id(out_trade_no),
-        order_id=oid,
-        provider=data.provider,
+        order_id=order_id,
+        provider=provider,
         method=command.method,
-        amount_fen=command.amount_minor,
+        amount_fen=total_fen,
         currency="CNY",
         out_trade_no=out_trade_no,
         next_action=next_action or {},
     )
     try:
         await payments.save(payment)
-    except IntegrityError:  # a concurrent start of the same attempt won: answer with it
-        payment = await payments.payment(out_trade_no) or payment
-        return Response(_view(payment, payments.sandbox_pages.get(data.provider)), status_code=200)
-    return Response(_view(payment, payments.sandbox_pages.get(data.provider)), status_code=201)
+    except IntegrityError:  # a concurrent request for the same attempt won: answer with it
+        return (await payments.payment(out_trade_no) or payment), False
+    return payment, True
 
 
 @get("/orders/{order_id:str}/payments", guards=[allow(ADMIN, BUYER, MERCHANT)], tags=["payments"])

@@ -17,13 +17,14 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
 from litestar.concurrency import sync_to_thread
 
-from payments.api import trade_no
+from payments.api import request_payment, trade_no
 from payments.port import PaymentGatewayError, RefundPayment, out_refund_no_for
 from payments.records import Payment
 from payments.runtime import PaymentsRuntime
@@ -32,6 +33,7 @@ from projections.sqlstore import SqlStore
 log = logging.getLogger("redcart.payments.process")
 NAME = "payments_process"
 TOPICS = (
+    "commerce.Order.Placed",
     "commerce.Order.Paid",
     "commerce.Order.Cancelled",
     "commerce.Order.Expired",
@@ -77,13 +79,13 @@ class PaymentProcess:
         rows = self.store.query("SELECT position FROM projection_tracking WHERE name = %s", (NAME,))
         return int(rows[0][0]) if rows else 0
 
-    def _advance(self, position: int, order_payment: tuple[str, str] | None) -> None:
+    def _advance(self, position: int, order_payments: list[tuple[str, str]]) -> None:
         with self.store.transaction() as cur:
-            if order_payment:
+            for row in order_payments:
                 cur.execute(
                     "INSERT INTO payment_of_order (order_id, out_trade_no) VALUES (%s, %s)"
                     " ON CONFLICT (order_id) DO NOTHING",
-                    order_payment,
+                    row,
                 )
             cur.execute(
                 "UPDATE projection_tracking SET position = %s WHERE name = %s", (position, NAME)
@@ -117,15 +119,24 @@ class PaymentProcess:
             )  # fmt: skip
             if not notes:
                 return done
-            for note in notes:
-                event = self.source.mapper.to_domain_event(note)
-                order_payment = await self.handle(event)
-                await sync_to_thread(self._advance, note.id, order_payment)
-                done += 1
+            done_up_to, rows = start, []
+            try:
+                for note in notes:
+                    event = self.source.mapper.to_domain_event(note)
+                    order_payment = await self.handle(event)
+                    if order_payment:
+                        rows.append(order_payment)
+                    done_up_to = note.id
+                    done += 1
+            finally:  # one tracking commit per batch; effects are idempotent if redone
+                if done_up_to > start:
+                    await sync_to_thread(self._advance, done_up_to, rows)
 
     async def handle(self, event: Any) -> tuple[str, str] | None:
         kind = type(event).__name__
-        if kind == "Paid":
+        if kind == "Placed" and getattr(event, "payment_provider", None):
+            await self._request(event)
+        elif kind == "Paid":
             return (str(event.originator_id), event.payment_ref)
         if kind in ("Cancelled", "Expired"):
             await self._close_open_payments(event.originator_id, kind.lower())
@@ -140,6 +151,23 @@ class PaymentProcess:
             if rows:
                 await self._refund(rows[0][0], (event.refund_ref, event.amount_fen), event.reason)
         return None
+
+    async def _request(self, placed: Any) -> None:
+        """Order placed with a provider chosen → payment requested at that gateway."""
+        provider = placed.payment_provider
+        if provider not in self.payments.gateways:
+            log.warning("order %s asks for unknown provider %s", placed.originator_id, provider)
+            return
+        if placed.expires_at <= datetime.now(UTC):
+            return  # too late to ask for money
+        titles = ", ".join(line["title"] for line in placed.lines)
+        try:
+            await request_payment(
+                self.payments, placed.originator_id, provider, int(placed.quote["total_fen"]),
+                f"redcart order: {titles}"[:120],
+            )  # fmt: skip
+        except PaymentGatewayError as exc:  # the buyer can still start it by hand
+            log.warning("payment request for %s refused: %s", placed.originator_id, exc)
 
     async def _close_open_payments(self, order_id: UUID, why: str) -> None:
         for provider, gateway in self.payments.gateways.items():

@@ -61,6 +61,7 @@ class OrderController(Controller):
             {f: getattr(data.address, f) for f in data.address.__struct_fields__},
             None,
             order_id,
+            data.payment_provider,
             probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
         )
         if not result.replayed:

@@ -162,6 +162,7 @@ class Order(Out):
     shipment: dict[str, str]
     refunded_fen: int
     attribution: dict | None
+    payment_provider: str | None
     history: list[StatusChange]
     version: int
 

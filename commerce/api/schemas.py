@@ -97,6 +97,9 @@ class PlaceOrder(Strict):
     lines: Annotated[list[OrderLine], Meta(max_length=100)]
     identity: Identity
     address: Address
+    # Pay with this provider: the payment is requested as soon as the order is placed, and
+    # GET /orders/{id}/payments shows its QR code or redirect.
+    payment_provider: Annotated[str, Meta(max_length=32)] | None = None
 
 
 class CancelOrder(Strict):

@@ -49,6 +49,7 @@ class Order(Aggregate):
         quota_id: UUID,
         attribution: dict | None,
         fingerprint: str | None = None,
+        payment_provider: str | None = None,
     ) -> None:
         self.merchant_id = merchant_id
         self.buyer_id = buyer_id
@@ -63,6 +64,7 @@ class Order(Aggregate):
         self.quota_id = quota_id
         self.attribution = attribution
         self.fingerprint = fingerprint  # of the request that placed it, for Idempotency-Key replays
+        self.payment_provider = payment_provider  # chosen at checkout: payment requested at once
         self.recorded_status = PLACED
         self.payment_ref: str | None = None
         self.paid_at: datetime | None = None

@@ -82,6 +82,7 @@ def place_order(
     address: dict,
     attribution: dict | None = None,
     order_id: UUID | None = None,
+    payment_provider: str | None = None,
 ) -> Answer:
     """`identity` comes from `identify`, outside the writer: checking and hashing a resident ID
     is pure work that need not hold up every other order. `order_id` lets the caller know the
@@ -174,6 +175,7 @@ def place_order(
             quota_id=quota_id,
             attribution=attribution,
             fingerprint=idem.fingerprint if idem else None,
+            payment_provider=payment_provider,
         )
         uow.add(order)
         return Answer(201, representations.order_view(order, now))

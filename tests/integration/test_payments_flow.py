@@ -405,3 +405,23 @@ def test_a_merchant_refund_returns_the_money_and_the_stock(api_server, provider:
                              lambda b: b["items"][0]["refunded_fen"] > 0)  # fmt: skip
     assert refunded["items"][0]["refunded_fen"] == order["total_fen"]
     assert refunded["items"][0]["out_trade_no"] == started["out_trade_no"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_order_placed_with_a_provider_has_its_payment_requested(
+    api_server, provider: str
+) -> None:
+    api = api_server()
+    shop = Shop(api.url)
+    body = {"merchant_id": shop.merchant_id, "lines": [{"sku": "LAST-10", "quantity": 1}],
+            "identity": {"name": "买家", "resident_id": resident_id(77)}, "address": ADDRESS,
+            "payment_provider": provider}  # fmt: skip
+    order = httpx.post(api.url + "/orders", json=body, headers=shop.buyer, timeout=30).json()
+    assert order["payment_provider"] == provider
+    requested = shop.wait_for(f"/orders/{order['id']}/payments", lambda b: bool(b["items"]))
+    (payment,) = requested["items"]
+    assert payment["provider"] == provider
+    assert payment["next_action"]["type"] == "qr_code"
+    approve(payment)
+    paid = shop.wait_for(f"/orders/{order['id']}", lambda o: o["status"] == "paid")
+    assert paid["payment_ref"] == payment["out_trade_no"]
