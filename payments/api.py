@@ -132,6 +132,7 @@ async def request_payment(
         currency="CNY",
         out_trade_no=out_trade_no,
         next_action=next_action or {},
+        provider_ref=started.provider_payment_ref,
     )
     try:
         await payments.save(payment)

@@ -26,7 +26,7 @@ from litestar.concurrency import sync_to_thread
 
 from payments.api import request_payment, trade_no
 from payments.port import PaymentGatewayError, RefundPayment, out_refund_no_for
-from payments.records import Payment
+from payments.records import Payment, gateway_ref
 from payments.runtime import PaymentsRuntime
 from projections.sqlstore import SqlStore
 
@@ -68,6 +68,7 @@ class PaymentProcess:
         self.source, self.store, self.payments = source, store, payments
         self.lease, self.poll_interval, self.min_interval = lease, poll_interval, min_interval
         self.wake = asyncio.Event()
+        self._batch_payments: dict[str, str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def notify(self) -> None:
@@ -120,12 +121,14 @@ class PaymentProcess:
             if not notes:
                 return done
             done_up_to, rows = start, []
+            self._batch_payments: dict[str, str] = {}  # Paid in this batch, not yet written
             try:
                 for note in notes:
                     event = self.source.mapper.to_domain_event(note)
                     order_payment = await self.handle(event)
                     if order_payment:
                         rows.append(order_payment)
+                        self._batch_payments[order_payment[0]] = order_payment[1]
                     done_up_to = note.id
                     done += 1
             finally:  # one tracking commit per batch; effects are idempotent if redone
@@ -143,13 +146,16 @@ class PaymentProcess:
         elif kind == "Recorded" and getattr(event, "outcome", None) == "refund_due":
             await self._refund(event.payment_ref, None, "order was no longer payable")
         elif kind == "Refunded":
-            rows = await sync_to_thread(
-                self.store.query,
-                "SELECT out_trade_no FROM payment_of_order WHERE order_id = %s",
-                (str(event.originator_id),),
-            )
-            if rows:
-                await self._refund(rows[0][0], (event.refund_ref, event.amount_fen), event.reason)
+            out_trade_no = self._batch_payments.get(str(event.originator_id))
+            if out_trade_no is None:
+                rows = await sync_to_thread(
+                    self.store.query,
+                    "SELECT out_trade_no FROM payment_of_order WHERE order_id = %s",
+                    (str(event.originator_id),),
+                )
+                out_trade_no = rows[0][0] if rows else None
+            if out_trade_no:
+                await self._refund(out_trade_no, (event.refund_ref, event.amount_fen), event.reason)
         return None
 
     async def _request(self, placed: Any) -> None:
@@ -176,7 +182,7 @@ class PaymentProcess:
             if payment is None or payment.status != "pending":
                 continue
             try:
-                await gateway.close_payment(out_trade_no)
+                await gateway.close_payment(gateway_ref(payment))
             except PaymentGatewayError as exc:  # never scanned, already closed: nothing to close
                 log.info("close %s: %s", out_trade_no, exc)
             await self.payments.update(out_trade_no, lambda p: _close(p, f"order {why}"))
@@ -194,7 +200,7 @@ class PaymentProcess:
         gateway = self.payments.gateways[payment.provider]
         await gateway.refund(
             RefundPayment(
-                out_trade_no=out_trade_no,
+                out_trade_no=gateway_ref(payment),
                 out_refund_no=out_refund_no,
                 refund_minor=amount,
                 payment_total_minor=payment.amount_fen,

@@ -26,7 +26,7 @@ from payments.port import (
     PaymentStatus,
     UnsupportedOperation,
 )
-from payments.records import Payment
+from payments.records import Payment, gateway_ref
 from payments.runtime import PaymentsRuntime
 
 
@@ -62,7 +62,7 @@ async def reconcile(runtime: PaymentsRuntime, payments: list[Payment]) -> list[F
         if gateway is None:
             continue
         try:
-            state = await gateway.query_payment(payment.out_trade_no)
+            state = await gateway.query_payment(gateway_ref(payment))
         except PaymentGatewayError as exc:
             findings.append(Finding(payment.out_trade_no, payment.provider, payment.status,
                                     "?", f"unreachable: {exc}"))  # fmt: skip

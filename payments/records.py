@@ -34,6 +34,7 @@ class Payment(Aggregate):
         currency: str,
         out_trade_no: str,
         next_action: dict,
+        provider_ref: str | None = None,
     ) -> None:
         self.order_id = order_id
         self.provider = provider
@@ -42,6 +43,7 @@ class Payment(Aggregate):
         self.currency = currency
         self.out_trade_no = out_trade_no
         self.next_action = next_action
+        self.provider_ref = provider_ref
         self.status = "pending"
         self.refunds: dict[str, int] = {}
         self.flags: list[str] = []
@@ -63,6 +65,14 @@ class Payment(Aggregate):
         self.refunds[out_refund_no] = amount_fen
         if sum(self.refunds.values()) >= self.amount_fen:
             self.status = "refunded"
+
+
+def gateway_ref(payment: Payment) -> str:
+    """How the provider names this payment in query/close/refund calls: our out_trade_no for
+    Alipay and WeChat Pay, the PaymentIntent id for Stripe (ours travels in its metadata)."""
+    if payment.provider == "stripe" and payment.provider_ref:
+        return payment.provider_ref
+    return payment.out_trade_no
 
 
 class Payments(Application):
