@@ -27,7 +27,7 @@ from payments.adapters.alipay import (
     signing_string,
     yuan_to_minor,
 )
-from payments.sandbox.common import shared_routes
+from payments.sandbox.common import sandbox_app, shared_routes
 from payments.sandbox.keys import load_or_create_keys
 from payments.sandbox.ledger import LedgerError, SandboxTrade, TradeBook, TradeState, rows_to_csv
 from payments.sandbox.notifier import (
@@ -297,13 +297,4 @@ def create_alipay_sandbox(
             on_decline=on_decline,
         ),
     ]
-    app = Litestar(
-        route_handlers=handlers,
-        on_startup=[dispatcher.start],
-        on_shutdown=[dispatcher.stop],
-        debug=False,
-    )
-    app.state.dispatcher = dispatcher
-    app.state.book = book
-    app.state.keys = keys
-    return app
+    return sandbox_app(handlers, dispatcher=dispatcher, book=book, keys=keys)

@@ -12,7 +12,7 @@ import html
 from collections.abc import Callable
 from typing import Any
 
-from litestar import Response, get, post, put
+from litestar import Litestar, Response, get, post, put
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 
@@ -121,3 +121,18 @@ def shared_routes(
         ]
 
     return [buyer_page, approve, decline, read_switches, write_switches, deliveries]
+
+
+def sandbox_app(handlers: list, *, dispatcher: Any, book: Any, keys: Any) -> Litestar:
+    """A sandbox gateway's app: its routes, the notification dispatcher's lifecycle, and the
+    state tests reach for (dispatcher, trade book, keys)."""
+    app = Litestar(
+        route_handlers=handlers,
+        on_startup=[dispatcher.start],
+        on_shutdown=[dispatcher.stop],
+        debug=False,
+    )
+    app.state.dispatcher = dispatcher
+    app.state.book = book
+    app.state.keys = keys
+    return app

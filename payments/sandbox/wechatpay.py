@@ -19,7 +19,7 @@ from typing import Any
 from litestar import Litestar, Request, Response, get, post
 from litestar.params import FromPath
 
-from payments.sandbox.common import shared_routes
+from payments.sandbox.common import sandbox_app, shared_routes
 from payments.sandbox.keys import load_or_create_keys
 from payments.sandbox.ledger import LedgerError, SandboxTrade, TradeBook
 from payments.sandbox.notifier import (
@@ -230,13 +230,4 @@ def create_wechatpay_sandbox(
             on_decline=on_decline,
         ),
     ]
-    app = Litestar(
-        route_handlers=handlers,
-        on_startup=[dispatcher.start],
-        on_shutdown=[dispatcher.stop],
-        debug=False,
-    )
-    app.state.dispatcher = dispatcher
-    app.state.book = book
-    app.state.keys = keys
-    return app
+    return sandbox_app(handlers, dispatcher=dispatcher, book=book, keys=keys)
