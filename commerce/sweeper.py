@@ -11,7 +11,7 @@ from uuid import UUID
 from litestar.concurrency import sync_to_thread
 
 from commerce.api.runtime import CommerceRuntime
-from commerce.services.ordering import expire_order
+from commerce.services.fulfilment import expire_order
 
 log = logging.getLogger(__name__)
 

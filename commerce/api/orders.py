@@ -17,7 +17,7 @@ from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.orders import Order
 from commerce.representations import order_view
-from commerce.services import ordering
+from commerce.services import fulfilment, ordering
 from commerce.services.access import ADMIN, BUYER, MERCHANT, require_order_access
 
 
@@ -138,7 +138,7 @@ class OrderController(Controller):
     ) -> out.Order:
         """Cancel an unpaid order (its buyer or merchant); the stock returns at once."""
         oid = path_uuid(order_id, "order")
-        return await self._act(runtime, ordering.cancel_order, principal, oid, data.reason)
+        return await self._act(runtime, fulfilment.cancel_order, principal, oid, data.reason)
 
     @post("/{order_id:str}/mark-paid", status_code=200, guards=[allow(ADMIN)])
     async def mark_paid(
@@ -151,7 +151,7 @@ class OrderController(Controller):
         """Record a payment (admin, until gateways report it). Idempotent by payment_ref."""
         oid = path_uuid(order_id, "order")
         return await self._act(
-            runtime, ordering.mark_paid, principal, oid, data.payment_ref, data.amount_fen
+            runtime, fulfilment.mark_paid, principal, oid, data.payment_ref, data.amount_fen
         )
 
     @post("/{order_id:str}/customs/declare", status_code=200, guards=[allow(ADMIN)])
@@ -166,7 +166,7 @@ class OrderController(Controller):
         three documents at POST /orders/{id}/customs/declaration, which checks they match."""
         oid = path_uuid(order_id, "order")
         return await self._act(
-            runtime, ordering.declare_customs, principal, oid, data.declaration_ref
+            runtime, fulfilment.declare_customs, principal, oid, data.declaration_ref
         )
 
     @post("/{order_id:str}/customs/clear", status_code=200, guards=[allow(ADMIN)])
@@ -179,7 +179,7 @@ class OrderController(Controller):
         """Customs cleared the order (simulated customs response); the payer's clear identity,
         kept only for the declaration, is erased."""
         oid = path_uuid(order_id, "order")
-        cleared = await self._act(runtime, ordering.clear_customs, principal, oid)
+        cleared = await self._act(runtime, fulfilment.clear_customs, principal, oid)
         await sync_to_thread(runtime.vault.erase, oid)
         return cleared
 
@@ -192,7 +192,7 @@ class OrderController(Controller):
         runtime: Runtime,
     ) -> out.Order:
         oid = path_uuid(order_id, "order")
-        return await self._act(runtime, ordering.reject_customs, principal, oid, data.reason)
+        return await self._act(runtime, fulfilment.reject_customs, principal, oid, data.reason)
 
     @post("/{order_id:str}/ship", status_code=200, guards=[allow(ADMIN, MERCHANT)])
     async def ship(
@@ -204,7 +204,7 @@ class OrderController(Controller):
     ) -> out.Order:
         oid = path_uuid(order_id, "order")
         return await self._act(
-            runtime, ordering.ship_order, principal, oid, data.carrier, data.tracking_no
+            runtime, fulfilment.ship_order, principal, oid, data.carrier, data.tracking_no
         )
 
     @post("/{order_id:str}/deliver", status_code=200, guards=[allow(ADMIN, MERCHANT)])
@@ -215,7 +215,7 @@ class OrderController(Controller):
         runtime: Runtime,
     ) -> out.Order:
         oid = path_uuid(order_id, "order")
-        return await self._act(runtime, ordering.deliver_order, principal, oid)
+        return await self._act(runtime, fulfilment.deliver_order, principal, oid)
 
     @post("/{order_id:str}/refunds", status_code=200, guards=[allow(ADMIN, MERCHANT)])
     async def refund(
@@ -229,7 +229,7 @@ class OrderController(Controller):
         oid = path_uuid(order_id, "order")
         return await self._act(
             runtime,
-            ordering.refund_order,
+            fulfilment.refund_order,
             principal,
             oid,
             data.refund_ref,

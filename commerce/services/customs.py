@@ -12,7 +12,7 @@ from commerce.domain.errors import InvalidTransition
 from commerce.domain.orders import CUSTOMS_REJECTED, PAID
 from commerce.platform.groupcommit import UnitOfWork
 from commerce.services.access import Principal
-from commerce.services.ordering import load_order
+from commerce.services.fulfilment import load_order
 
 
 def filing_view(filing: CustomsFiling) -> dict:

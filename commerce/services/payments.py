@@ -11,7 +11,7 @@ from commerce.domain.accounts import PaymentReceipt
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.orders import PLACED, Order
 from commerce.platform.groupcommit import UnitOfWork
-from commerce.services.ordering import confirm_holds
+from commerce.services.fulfilment import confirm_holds
 
 
 def record_payment(

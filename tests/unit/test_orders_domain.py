@@ -34,7 +34,7 @@ from commerce.domain.identity import resident_id_check_char
 from commerce.domain.inventory import Stock
 from commerce.domain.orders import Order
 from commerce.platform.groupcommit import GroupCommitWriter
-from commerce.services import catalog, ordering
+from commerce.services import catalog, fulfilment, ordering
 from commerce.services.access import ADMIN, BUYER, MERCHANT, Principal
 from commerce.services.idempotency import Answer, Idempotency
 
@@ -189,41 +189,41 @@ def shop(clock: Clock) -> Iterator[Shop]:
 
 
 def pay(shop: Shop, oid: UUID) -> None:
-    shop.run(ordering.mark_paid, AN_ADMIN, oid, f"pay-{oid}", shop.order(oid).total_fen)
+    shop.run(fulfilment.mark_paid, AN_ADMIN, oid, f"pay-{oid}", shop.order(oid).total_fen)
 
 
 def declare(shop: Shop, oid: UUID) -> None:
-    shop.run(ordering.declare_customs, shop.merchant, oid, "D-1")
+    shop.run(fulfilment.declare_customs, shop.merchant, oid, "D-1")
 
 
 def clear(shop: Shop, oid: UUID) -> None:
-    shop.run(ordering.clear_customs, AN_ADMIN, oid)
+    shop.run(fulfilment.clear_customs, AN_ADMIN, oid)
 
 
 def reject(shop: Shop, oid: UUID) -> None:
-    shop.run(ordering.reject_customs, AN_ADMIN, oid, "invoice missing")
+    shop.run(fulfilment.reject_customs, AN_ADMIN, oid, "invoice missing")
 
 
 def ship(shop: Shop, oid: UUID) -> None:
-    shop.run(ordering.ship_order, shop.merchant, oid, "SF", "SF123")
+    shop.run(fulfilment.ship_order, shop.merchant, oid, "SF", "SF123")
 
 
 def deliver(shop: Shop, oid: UUID) -> None:
-    shop.run(ordering.deliver_order, shop.merchant, oid)
+    shop.run(fulfilment.deliver_order, shop.merchant, oid)
 
 
 def cancel(shop: Shop, oid: UUID) -> None:
-    shop.run(ordering.cancel_order, shop.buyer, oid, "changed my mind")
+    shop.run(fulfilment.cancel_order, shop.buyer, oid, "changed my mind")
 
 
 def refund_one_fen(shop: Shop, oid: UUID) -> None:
-    shop.run(ordering.refund_order, shop.merchant, oid, f"r-{uuid4()}", 1, "goodwill")
+    shop.run(fulfilment.refund_order, shop.merchant, oid, f"r-{uuid4()}", 1, "goodwill")
 
 
 def refund_all(shop: Shop, oid: UUID) -> None:
     order = shop.order(oid)
     left = order.total_fen - order.refunded_fen
-    shop.run(ordering.refund_order, shop.merchant, oid, "r-all", left, "returned")
+    shop.run(fulfilment.refund_order, shop.merchant, oid, "r-all", left, "returned")
 
 
 def lapse(shop: Shop, oid: UUID) -> None:
@@ -231,7 +231,7 @@ def lapse(shop: Shop, oid: UUID) -> None:
 
 
 def record_expiry(shop: Shop, oid: UUID) -> None:
-    assert shop.run(ordering.expire_order, oid) is True
+    assert shop.run(fulfilment.expire_order, oid) is True
 
 
 PATHS: dict[str, list[Callable[[Shop, UUID], None]]] = {
@@ -305,7 +305,7 @@ def test_paying_makes_the_holds_permanent(shop: Shop) -> None:
     shop.clock.advance(timedelta(days=2))
     assert shop.order(oid).status(shop.clock.now) == "paid"
     assert shop.available() == 25 - 2
-    assert shop.run(ordering.expire_order, oid) is False
+    assert shop.run(fulfilment.expire_order, oid) is False
 
 
 # -- allocation and price ------------------------------------------------------------------------
@@ -574,9 +574,9 @@ def test_keys_are_scoped_to_whoever_sent_them(shop: Shop) -> None:
 def test_the_same_payment_reported_twice_is_recorded_once(shop: Shop) -> None:
     oid = shop.order_id(1)
     total = shop.order(oid).total_fen
-    shop.run(ordering.mark_paid, AN_ADMIN, oid, "pay-1", total)
+    shop.run(fulfilment.mark_paid, AN_ADMIN, oid, "pay-1", total)
     written = shop.written()
-    view = shop.run(ordering.mark_paid, AN_ADMIN, oid, "pay-1", total)
+    view = shop.run(fulfilment.mark_paid, AN_ADMIN, oid, "pay-1", total)
     assert view["status"] == "paid" and view["payment_ref"] == "pay-1"
     assert shop.written() == written
 
@@ -584,10 +584,10 @@ def test_the_same_payment_reported_twice_is_recorded_once(shop: Shop) -> None:
 def test_a_second_different_payment_is_refused(shop: Shop) -> None:
     oid = shop.order_id(1)
     total = shop.order(oid).total_fen
-    shop.run(ordering.mark_paid, AN_ADMIN, oid, "pay-1", total)
+    shop.run(fulfilment.mark_paid, AN_ADMIN, oid, "pay-1", total)
     written = shop.written()
     with pytest.raises(Conflict):
-        shop.run(ordering.mark_paid, AN_ADMIN, oid, "pay-2", total)
+        shop.run(fulfilment.mark_paid, AN_ADMIN, oid, "pay-2", total)
     assert shop.written() == written
     assert shop.order(oid).payment_ref == "pay-1"
 
@@ -597,7 +597,7 @@ def test_a_payment_after_expiry_is_refused(shop: Shop) -> None:
     total = shop.order(oid).total_fen
     shop.clock.advance(TTL)
     with pytest.raises(InvalidTransition) as refused:
-        shop.run(ordering.mark_paid, AN_ADMIN, oid, "pay-1", total)
+        shop.run(fulfilment.mark_paid, AN_ADMIN, oid, "pay-1", total)
     assert refused.value.extra == {"status": "expired", "action": "mark paid"}
 
 
@@ -614,7 +614,7 @@ def test_a_payment_of_the_wrong_amount_is_refused(shop: Shop, off_by: int) -> No
     oid = shop.order_id(1)
     written = shop.written()
     with pytest.raises(InvalidInput) as refused:
-        shop.run(ordering.mark_paid, AN_ADMIN, oid, "pay-1", shop.order(oid).total_fen + off_by)
+        shop.run(fulfilment.mark_paid, AN_ADMIN, oid, "pay-1", shop.order(oid).total_fen + off_by)
     assert refused.value.field == "amount_fen"
     assert shop.written() == written
     assert shop.order(oid).status(T0) == "placed"
@@ -623,7 +623,7 @@ def test_a_payment_of_the_wrong_amount_is_refused(shop: Shop, off_by: int) -> No
 def test_a_payment_reference_must_not_be_blank(shop: Shop) -> None:
     oid = shop.order_id(1)
     with pytest.raises(InvalidInput) as refused:
-        shop.run(ordering.mark_paid, AN_ADMIN, oid, "  ", shop.order(oid).total_fen)
+        shop.run(fulfilment.mark_paid, AN_ADMIN, oid, "  ", shop.order(oid).total_fen)
     assert refused.value.field == "payment_ref"
 
 
@@ -656,9 +656,9 @@ def test_an_unpaid_order_is_expired_the_moment_its_deadline_passes_without_any_e
 
 def test_recording_an_expiry_writes_it_on_the_order_stock_and_quota(shop: Shop) -> None:
     oid = shop.order_id(3)
-    assert shop.run(ordering.expire_order, oid) is False  # not yet due
+    assert shop.run(fulfilment.expire_order, oid) is False  # not yet due
     shop.clock.advance(TTL)
-    assert shop.run(ordering.expire_order, oid) is True
+    assert shop.run(fulfilment.expire_order, oid) is True
 
     order = shop.order(oid)
     assert order.recorded_status == "expired"
@@ -669,7 +669,7 @@ def test_recording_an_expiry_writes_it_on_the_order_stock_and_quota(shop: Shop) 
     quota = shop.app.repository.get(order.quota_id)
     assert quota.holds == {}
     written = shop.written()
-    assert shop.run(ordering.expire_order, oid) is False  # recorded once
+    assert shop.run(fulfilment.expire_order, oid) is False  # recorded once
     assert shop.written() == written
 
 
@@ -689,7 +689,7 @@ def test_a_customs_rejection_must_say_why(shop: Shop, reason: str) -> None:
     oid = order_in(shop, "customs_declared")
     written = shop.written()
     with pytest.raises(InvalidInput) as refused:
-        shop.run(ordering.reject_customs, AN_ADMIN, oid, reason)
+        shop.run(fulfilment.reject_customs, AN_ADMIN, oid, reason)
     assert refused.value.field == "reason"
     assert shop.written() == written
 
@@ -697,7 +697,7 @@ def test_a_customs_rejection_must_say_why(shop: Shop, reason: str) -> None:
 def test_a_rejected_declaration_can_be_declared_again_and_cleared(shop: Shop) -> None:
     oid = order_in(shop, "customs_rejected")
     assert shop.order(oid).customs["reason"] == "invoice missing"
-    shop.run(ordering.declare_customs, shop.merchant, oid, "D-2")
+    shop.run(fulfilment.declare_customs, shop.merchant, oid, "D-2")
     clear(shop, oid)
     order = shop.order(oid)
     assert order.status(T0) == "customs_cleared"
@@ -710,16 +710,16 @@ def test_a_rejected_declaration_can_be_declared_again_and_cleared(shop: Shop) ->
 def test_partial_refunds_add_up_and_the_last_one_refunds_the_order(shop: Shop) -> None:
     oid = order_in(shop, "paid")
     total = shop.order(oid).total_fen
-    shop.run(ordering.refund_order, shop.merchant, oid, "r-1", 1_000, "scratched")
+    shop.run(fulfilment.refund_order, shop.merchant, oid, "r-1", 1_000, "scratched")
     assert shop.order(oid).status(T0) == "paid"
     assert shop.order(oid).refunded_fen == 1_000
     assert shop.available() == 23  # a partial refund keeps the goods sold
 
     with pytest.raises(InvalidInput) as refused:
-        shop.run(ordering.refund_order, shop.merchant, oid, "r-2", total, "too much")
+        shop.run(fulfilment.refund_order, shop.merchant, oid, "r-2", total, "too much")
     assert refused.value.field == "amount_fen"
 
-    shop.run(ordering.refund_order, shop.merchant, oid, "r-2", total - 1_000, "returned")
+    shop.run(fulfilment.refund_order, shop.merchant, oid, "r-2", total - 1_000, "returned")
     order = shop.order(oid)
     assert order.status(T0) == "refunded"
     assert order.refunds == {"r-1": 1_000, "r-2": total - 1_000}
@@ -729,9 +729,9 @@ def test_partial_refunds_add_up_and_the_last_one_refunds_the_order(shop: Shop) -
 
 def test_a_refund_reported_twice_is_recorded_once(shop: Shop) -> None:
     oid = order_in(shop, "paid")
-    shop.run(ordering.refund_order, shop.merchant, oid, "r-1", 1_000, "scratched")
+    shop.run(fulfilment.refund_order, shop.merchant, oid, "r-1", 1_000, "scratched")
     written = shop.written()
-    shop.run(ordering.refund_order, shop.merchant, oid, "r-1", 1_000, "scratched")
+    shop.run(fulfilment.refund_order, shop.merchant, oid, "r-1", 1_000, "scratched")
     assert shop.written() == written
     assert shop.order(oid).refunded_fen == 1_000
 
@@ -740,7 +740,7 @@ def test_a_refund_reported_twice_is_recorded_once(shop: Shop) -> None:
 def test_a_refund_must_be_positive(shop: Shop, amount: int) -> None:
     oid = order_in(shop, "paid")
     with pytest.raises(InvalidInput) as refused:
-        shop.run(ordering.refund_order, shop.merchant, oid, "r-1", amount, "x")
+        shop.run(fulfilment.refund_order, shop.merchant, oid, "r-1", amount, "x")
     assert refused.value.field == "amount_fen"
 
 
@@ -798,7 +798,7 @@ def test_an_order_that_ended_unpaid_cannot_be_paid(shop: Shop, status: str) -> N
     oid = order_in(shop, status)
     written = shop.written()
     with pytest.raises(InvalidTransition):
-        shop.run(ordering.mark_paid, AN_ADMIN, oid, "pay-1", shop.order(oid).total_fen)
+        shop.run(fulfilment.mark_paid, AN_ADMIN, oid, "pay-1", shop.order(oid).total_fen)
     assert shop.written() == written
 
 
@@ -809,7 +809,7 @@ def test_another_buyer_sees_no_such_order(shop: Shop) -> None:
     oid = shop.order_id(1)
     stranger = Principal(BUYER, uuid4())
     with pytest.raises(NotFound):
-        shop.run(ordering.cancel_order, stranger, oid, "mine now")
+        shop.run(fulfilment.cancel_order, stranger, oid, "mine now")
     assert shop.order(oid).status(T0) == "placed"
 
 
@@ -817,9 +817,9 @@ def test_another_merchant_sees_no_such_order(shop: Shop) -> None:
     oid = order_in(shop, "paid")
     rival = Principal(MERCHANT, uuid4())
     for command, args in [
-        (ordering.declare_customs, ("D-1",)),
-        (ordering.refund_order, ("r-1", 1, "x")),
-        (ordering.cancel_order, ("x",)),
+        (fulfilment.declare_customs, ("D-1",)),
+        (fulfilment.refund_order, ("r-1", 1, "x")),
+        (fulfilment.cancel_order, ("x",)),
     ]:
         with pytest.raises(NotFound):
             shop.run(command, rival, oid, *args)
@@ -831,24 +831,24 @@ def test_only_an_admin_records_payment_and_customs_decisions(shop: Shop) -> None
     total = shop.order(oid).total_fen
     for who in (shop.buyer, shop.merchant):
         with pytest.raises(NotFound):
-            shop.run(ordering.mark_paid, who, oid, "pay-1", total)
+            shop.run(fulfilment.mark_paid, who, oid, "pay-1", total)
     pay(shop, oid)
     declare(shop, oid)
     with pytest.raises(NotFound):
-        shop.run(ordering.clear_customs, shop.merchant, oid)
+        shop.run(fulfilment.clear_customs, shop.merchant, oid)
     with pytest.raises(NotFound):
-        shop.run(ordering.reject_customs, shop.merchant, oid, "no")
+        shop.run(fulfilment.reject_customs, shop.merchant, oid, "no")
 
 
 def test_a_buyer_cannot_ship_or_refund_their_own_order(shop: Shop) -> None:
     oid = order_in(shop, "customs_cleared")
     with pytest.raises(NotFound):
-        shop.run(ordering.ship_order, shop.buyer, oid, "SF", "1")
+        shop.run(fulfilment.ship_order, shop.buyer, oid, "SF", "1")
     with pytest.raises(NotFound):
-        shop.run(ordering.refund_order, shop.buyer, oid, "r-1", 1, "x")
+        shop.run(fulfilment.refund_order, shop.buyer, oid, "r-1", 1, "x")
 
 
 def test_an_unknown_order_is_not_found(shop: Shop) -> None:
     with pytest.raises(NotFound):
-        shop.run(ordering.cancel_order, AN_ADMIN, uuid4(), "x")
-    assert shop.run(ordering.expire_order, uuid4()) is False
+        shop.run(fulfilment.cancel_order, AN_ADMIN, uuid4(), "x")
+    assert shop.run(fulfilment.expire_order, uuid4()) is False

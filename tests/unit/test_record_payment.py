@@ -7,7 +7,7 @@ from uuid import UUID
 import pytest
 
 from commerce.domain.errors import InvalidInput, NotFound
-from commerce.services import ordering
+from commerce.services import fulfilment
 from commerce.services.access import BUYER, Principal
 from commerce.services.payments import record_payment
 
@@ -44,7 +44,7 @@ def test_a_wrong_amount_or_currency_records_nothing(shop) -> None:  # type: igno
 
 def test_money_for_an_ended_or_otherwise_paid_order_is_due_back(shop) -> None:  # type: ignore[no-untyped-def]
     cancelled = placed(shop)
-    shop.run(ordering.cancel_order, Principal(BUYER, shop.buyer_id), cancelled[0], "no")
+    shop.run(fulfilment.cancel_order, Principal(BUYER, shop.buyer_id), cancelled[0], "no")
     assert pay(shop, cancelled)["outcome"] == "refund_due"
     paid = placed(shop)
     assert pay(shop, paid, event_id="evt-8", ref="rc-first")["outcome"] == "paid"
