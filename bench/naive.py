@@ -24,7 +24,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from commerce.domain.errors import DomainError
-from commerce.platform.groupcommit import UnitOfWork
+from commerce.platform.unit_of_work import UnitOfWork
 
 
 class DirectLoads:

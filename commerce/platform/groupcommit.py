@@ -32,6 +32,7 @@ from eventsourcing.persistence import IntegrityError
 
 from commerce.domain.errors import DomainError
 from commerce.platform.existence import existing_ids
+from commerce.platform.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -40,49 +41,6 @@ Command = Callable[..., Any]
 
 class WriterUnavailable(RuntimeError):
     """The writer is stopped or retries kept conflicting; the caller should try again later."""
-
-
-class UnitOfWork:
-    """What one command sees: cached aggregates, and the ones it creates or changes."""
-
-    def __init__(self, writer: GroupCommitWriter) -> None:
-        self._writer = writer
-        self.seen: dict[UUID, Aggregate] = {}
-        self._pending_before: dict[UUID, int] = {}
-
-    def get(self, aggregate_id: UUID, kind: type[T] | None = None) -> T | None:
-        aggregate = self._writer._load(aggregate_id)
-        if aggregate is None:
-            return None
-        if kind is not None and not isinstance(aggregate, kind):
-            return None
-        self._track(aggregate)
-        return aggregate  # type: ignore[return-value]
-
-    def original(self, aggregate_id: UUID, version: int = 1) -> Aggregate | None:
-        """An aggregate as it was at `version`, read from the store (rare: replays)."""
-        try:
-            return self._writer.app.repository.get(aggregate_id, version=version)
-        except AggregateNotFoundError:
-            return None
-
-    def add(self, aggregate: Aggregate) -> Aggregate:
-        self._writer._cache_put(aggregate)
-        self._pending_before[aggregate.id] = 0
-        self.seen[aggregate.id] = aggregate
-        return aggregate
-
-    def _track(self, aggregate: Aggregate) -> None:
-        if aggregate.id not in self.seen:
-            self.seen[aggregate.id] = aggregate
-            self._pending_before[aggregate.id] = len(aggregate.pending_events)
-
-    def changed(self) -> dict[UUID, Aggregate]:
-        return {
-            aid: agg
-            for aid, agg in self.seen.items()
-            if len(agg.pending_events) > self._pending_before[aid]
-        }
 
 
 @dataclass

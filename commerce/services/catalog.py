@@ -18,7 +18,7 @@ from commerce.domain.merchants import (
     require_merchant,
     validate_product,
 )
-from commerce.platform.groupcommit import UnitOfWork
+from commerce.platform.unit_of_work import UnitOfWork
 from commerce.services.idempotency import Answer, Idempotency, once
 
 

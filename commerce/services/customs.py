@@ -10,7 +10,7 @@ from commerce.domain import ids
 from commerce.domain.customs import CustomsFiling
 from commerce.domain.errors import InvalidTransition
 from commerce.domain.orders import CUSTOMS_REJECTED, PAID
-from commerce.platform.groupcommit import UnitOfWork
+from commerce.platform.unit_of_work import UnitOfWork
 from commerce.services.access import Principal
 from commerce.services.fulfilment import load_order
 

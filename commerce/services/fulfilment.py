@@ -11,7 +11,7 @@ from commerce.config import CommerceConfig
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.inventory import BuyerAnnualQuota, Stock
 from commerce.domain.orders import Order
-from commerce.platform.groupcommit import UnitOfWork
+from commerce.platform.unit_of_work import UnitOfWork
 from commerce.services.access import ADMIN, MERCHANT, Principal, require_order_access
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from commerce.domain import ids
 from commerce.domain.accounts import IdempotencyRecord
 from commerce.domain.errors import IdempotencyKeyReused
-from commerce.platform.groupcommit import UnitOfWork
+from commerce.platform.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)

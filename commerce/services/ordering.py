@@ -31,7 +31,7 @@ from commerce.domain.pricing import (
     check_order_limit,
     quote_order,
 )
-from commerce.platform.groupcommit import UnitOfWork
+from commerce.platform.unit_of_work import UnitOfWork
 from commerce.services.catalog import get_merchant
 from commerce.services.idempotency import Answer, Idempotency
 

@@ -10,7 +10,7 @@ from commerce.domain import ids
 from commerce.domain.accounts import PaymentReceipt
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.orders import PLACED, Order
-from commerce.platform.groupcommit import UnitOfWork
+from commerce.platform.unit_of_work import UnitOfWork
 from commerce.services.fulfilment import confirm_holds
 
 

@@ -23,7 +23,8 @@ from commerce.application import Commerce
 from commerce.config import CommerceConfig
 from commerce.domain.errors import InvalidInput, OutOfStock
 from commerce.domain.inventory import Stock
-from commerce.platform.groupcommit import GroupCommitWriter, UnitOfWork, WriterUnavailable
+from commerce.platform.groupcommit import GroupCommitWriter, WriterUnavailable
+from commerce.platform.unit_of_work import UnitOfWork
 from commerce.services.idempotency import Answer, Idempotency, once
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
