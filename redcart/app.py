@@ -23,10 +23,11 @@ from commerce.api.orders import OrderController
 from commerce.api.problems import EXCEPTION_HANDLERS, problem
 from commerce.api.runtime import CommerceRuntime
 from commerce.sweeper import sweep_forever
+from livestream.api.controller import LiveSessionController
 from payments.api import declare_to_customs, order_payments, start_payment, webhook
 from redcart.payments_wiring import build_payments, payment_process
 from redcart.settings import Settings
-from redcart.wiring import build_commerce
+from redcart.wiring import build_commerce, build_livestream
 
 THREADS = 16  # at most the PostgreSQL pool size: a thread never waits on a connection
 
@@ -60,6 +61,7 @@ def create_app(
     payments = build_payments(settings, runtime, env)
     process = payment_process(settings, runtime, payments)
     runtime.writer.on_commit_also(process.notify)
+    live = build_livestream(settings, runtime)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -69,6 +71,7 @@ def create_app(
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
         runtime.writer.start()
+        live.writer.start()
         if settings.projections == "inprocess":
             runtime.lists.start()
         sweeper = asyncio.create_task(sweep_forever(runtime, settings.sweep_interval_seconds))
@@ -78,6 +81,9 @@ def create_app(
         finally:
             sweeper.cancel()
             manager.cancel()
+            await live.hub.stop()
+            live.writer.stop()
+            live.app.close()
             await payments.aclose()
             payments.app.close()
             runtime.lists.stop()
@@ -98,12 +104,15 @@ def create_app(
             order_payments,
             declare_to_customs,
             webhook,
+            LiveSessionController,
+            live.routes(),
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),
             "principal": Provide(provide_principal),
             "idempotency": Provide(provide_idempotency),
             "payments": Provide(lambda: payments, use_cache=True, sync_to_thread=False),
+            "live": Provide(lambda: live, use_cache=True, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

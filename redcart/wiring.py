@@ -7,6 +7,8 @@ from commerce.application import Commerce
 from commerce.platform.eventstore import event_store_env, is_postgres
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.platform.vault import IdentityVault
+from livestream.api.runtime import LivestreamRuntime
+from livestream.application import Livestream
 from projections import runner as projection_runner
 from projections.commerce_lists import CommerceLists
 from projections.sqlstore import SqlStore
@@ -18,6 +20,13 @@ def commerce_app(settings: Settings, *, create_table: bool) -> Commerce:
         settings.database_url, settings.var_dir, Commerce.name, create_table=create_table
     )
     return Commerce(env=env)
+
+
+def livestream_app(settings: Settings, *, create_table: bool) -> Livestream:
+    env = event_store_env(
+        settings.database_url, settings.var_dir, Livestream.name, create_table=create_table
+    )
+    return Livestream(env=env)
 
 
 def migrate(settings: Settings) -> list[str]:
@@ -43,6 +52,8 @@ def migrate(settings: Settings) -> list[str]:
     finally:
         store.close()
     done.append("payments events, process tracking, customs identity vault")
+    livestream_app(settings, create_table=True).close()
+    done.append("livestream events")
     return done
 
 
@@ -87,3 +98,10 @@ def build_commerce(settings: Settings) -> CommerceRuntime:
         admin_key=settings.admin_key,
         vault=vault,
     )
+
+
+def build_livestream(settings: Settings, commerce: CommerceRuntime) -> LivestreamRuntime:
+    """Live sessions: their own events table and writer, and the websocket room hub."""
+    app = livestream_app(settings, create_table=not is_postgres(settings.database_url))
+    writer = GroupCommitWriter(app, max_batch=settings.writer_max_batch)
+    return LivestreamRuntime(app=app, writer=writer, commerce=commerce, clock=commerce.cfg.clock)

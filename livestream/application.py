@@ -1,0 +1,12 @@
+"""The live-shopping context's eventsourcing Application: its own events table and write lock."""
+
+from __future__ import annotations
+
+from eventsourcing.application import Application
+
+# Importing the domain registers every explicit event topic before anything is read back.
+from livestream.domain import deals, sessions  # noqa: F401
+
+
+class Livestream(Application):
+    name = "Livestream"

@@ -1,0 +1,98 @@
+"""The room over a real uvicorn server: a snapshot on join, then reliable events after commits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.integration.conftest import ADMIN, bearer
+from tests.servers import ApiServer, settings_env
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ApiServer]:
+    env = settings_env(None, tmp_path / "var") | {"REDCART_PAYMENTS": "off"}
+    api = ApiServer(env, tmp_path / "api.log")
+    try:
+        yield api.wait_ready()
+    finally:
+        api.stop()
+
+
+async def _next(ws: ClientConnection, buffer: list[dict[str, Any]], *types: str) -> dict:
+    while True:
+        while buffer:
+            message = buffer.pop(0)
+            if message["type"] in types:
+                return message
+        frame = await asyncio.wait_for(ws.recv(), 5)
+        buffer.extend(json.loads(line) for line in str(frame).split("\n"))
+
+
+async def _scenario(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        r = await http.post(
+            "/admin/merchants",
+            headers=ADMIN,
+            json={"name": "Sakura", "home_country": "JP", "settlement_currency": "JPY"},
+        )
+        assert r.status_code == 201, r.text
+        host = bearer(r.json()["api_key"])
+        r = await http.post(
+            "/products",
+            headers=host,
+            json={
+                "sku": "SUN-50",
+                "title": "Anessa sunscreen",
+                "brand": "Anessa",
+                "origin_country": "JP",
+                "hs_code": "3304990099",
+                "category": "beauty",
+                "list_price_minor": 3000,
+                "weight_grams": 90,
+            },
+        )
+        assert r.status_code == 201, r.text
+        product = r.json()["id"]
+        starts = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+        r = await http.post(
+            "/live/sessions", headers=host, json={"title": "Go", "starts_at": starts}
+        )
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        assert (await http.post(f"/live/sessions/{sid}/start", headers=host)).status_code == 200
+        r = await http.post("/buyers", json={"display_name": "viewer"})
+        buyer_token = r.json()["token"]
+
+        ws_url = url.replace("http://", "ws://") + f"/live/{sid}/ws"
+        async with connect(f"{ws_url}?token={buyer_token}") as ws:
+            buffer: list[dict[str, Any]] = []
+            welcome = await _next(ws, buffer, "welcome")
+            assert welcome["user"]["role"] == "viewer"
+            snapshot = await _next(ws, buffer, "snapshot")
+            assert snapshot["data"]["state"] == "live" and snapshot["data"]["pinned"] == []
+
+            r = await http.post(
+                f"/live/sessions/{sid}/pins", headers=host, json={"product_id": product}
+            )
+            assert r.status_code == 200, r.text
+            pinned = await _next(ws, buffer, "product.pinned")
+            assert pinned["epoch"] == snapshot["epoch"] and pinned["seq"] == snapshot["seq"] + 1
+            assert pinned["data"]["product_id"] == product
+            assert pinned["data"]["pinned"] == [product]
+
+        async with connect(f"{ws_url}?token={host['Authorization'].split()[1]}") as ws:
+            welcome = await _next(ws, [], "welcome")
+            assert welcome["user"]["role"] == "host"
+
+
+def test_viewer_sees_snapshot_then_pin(server: ApiServer) -> None:
+    asyncio.run(_scenario(server.url))
