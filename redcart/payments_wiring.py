@@ -15,7 +15,7 @@ from uuid import UUID
 from commerce.api.runtime import CommerceRuntime
 from commerce.domain.errors import NotFound
 from commerce.domain.orders import Order
-from commerce.platform.eventstore import event_store_env
+from commerce.platform.eventstore import event_store_env, is_postgres
 from commerce.services.access import require_order_access
 from commerce.services.payments import record_payment
 from payments.port import PaymentGateway
@@ -99,7 +99,6 @@ def build_payments(
     settings: Settings, commerce: CommerceRuntime, env: dict[str, str] | None = None
 ) -> PaymentsRuntime:
     env = dict(os.environ if env is None else env)
-    from commerce.platform.eventstore import is_postgres
 
     app = payments_app(settings, create_table=not is_postgres(settings.database_url))
 
@@ -141,7 +140,6 @@ def build_payments(
 
 
 def payment_process(settings: Settings, commerce: CommerceRuntime, payments: PaymentsRuntime):  # type: ignore[no-untyped-def]
-    from commerce.platform.eventstore import is_postgres
     from payments.process import PaymentProcess
     from projections.lease import AdvisoryLease
 

@@ -12,6 +12,7 @@ from litestar.types import Guard
 
 from commerce.api.deps import Caller, Runtime
 from commerce.api.runtime import CommerceRuntime
+from commerce.domain.errors import InvalidInput
 from commerce.services.access import Principal
 from commerce.services.idempotency import Idempotency
 
@@ -62,8 +63,6 @@ async def provide_idempotency(request: Request, principal: Caller) -> Idempotenc
     if key is None:
         return None
     if not 0 < len(key) <= 255 or not key.isprintable():
-        from commerce.domain.errors import InvalidInput
-
         raise InvalidInput("must be 1 to 255 printable characters", field="Idempotency-Key")
     body = await request.body()
     fingerprint = hashlib.sha256(

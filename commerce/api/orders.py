@@ -15,14 +15,11 @@ from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, page, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain.errors import InvalidInput, NotFound
+from commerce.domain.identity import validate_resident_id
 from commerce.domain.orders import Order
 from commerce.representations import order_view
 from commerce.services import fulfilment, ordering
 from commerce.services.access import ADMIN, BUYER, MERCHANT, require_order_access
-
-
-def identity_rid(data: schemas.PlaceOrder) -> str:
-    return data.identity.resident_id.replace(" ", "").upper()
 
 
 def _listed_status(item: dict, now_iso: str) -> dict:
@@ -67,7 +64,9 @@ class OrderController(Controller):
         if not result.replayed:
             # Sealed and stored in the next vault batch, off the answer's path: should it be
             # lost to a crash, the buyer confirms it again (PUT .../customs/identity).
-            runtime.vault.put_soon(order_id, data.identity.name, identity_rid(data))
+            runtime.vault.put_soon(
+                order_id, data.identity.name, validate_resident_id(data.identity.resident_id)
+            )
         return answer(result)
 
     @get("/", guards=[allow(BUYER, MERCHANT)])
@@ -125,7 +124,7 @@ class OrderController(Controller):
         if identity.identity_hash != order.identity["identity_hash"]:
             raise InvalidInput("is not the identity this order was placed with",
                                field="identity.resident_id")  # fmt: skip
-        rid = data.resident_id.replace(" ", "").upper()
+        rid = validate_resident_id(data.resident_id)
         await sync_to_thread(runtime.vault.put, oid, data.name, rid)
 
     @post("/{order_id:str}/cancel", status_code=200, guards=[allow(ADMIN, BUYER, MERCHANT)])

@@ -20,7 +20,7 @@ from commerce.domain.errors import (
 )
 from commerce.domain.identity import BuyerIdentity, InvalidName, InvalidResidentId
 from commerce.domain.inventory import BuyerAnnualQuota, Stock
-from commerce.domain.merchants import Product, Warehouse
+from commerce.domain.merchants import WAREHOUSE_KINDS, Product, Warehouse
 from commerce.domain.orders import Order
 from commerce.domain.pricing import (
     LimitExceeded,
@@ -248,7 +248,7 @@ def _quote_dict(quote) -> dict:  # type: ignore[no-untyped-def]
             {
                 "warehouse_id": s.warehouse_id,
                 "mode": s.mode,
-                "customs_mode": "1210" if s.mode == "bonded" else "9610",
+                "customs_mode": WAREHOUSE_KINDS[s.mode][0],
                 "goods_fen": s.goods_fen,
                 "freight_fen": s.freight_fen,
                 "tax_fen": s.tax_fen,
