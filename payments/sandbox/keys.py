@@ -9,6 +9,7 @@ keeps accepting the merchant configuration it handed out.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -52,21 +53,28 @@ def default_identity(gateway: str) -> dict[str, str]:
 
 
 def load_or_create_keys(directory: Path | str, gateway: str) -> SandboxKeys:
-    """Read ``directory/gateway/*``; create whatever is missing (idempotent)."""
+    """Read ``directory/gateway/*``; create whatever is missing (idempotent).
+
+    Several processes start at once against one key folder (API workers, the sandbox, compose
+    services sharing a volume): an exclusive lock on the folder makes exactly one of them create
+    the keys and every other one read the finished files.
+    """
     folder = Path(directory) / gateway
     folder.mkdir(parents=True, exist_ok=True)
-    pems: dict[str, str] = {}
-    for role in ("gateway", "merchant"):
-        private_path = folder / f"{role}_private.pem"
-        public_path = folder / f"{role}_public.pem"
-        if not private_path.exists():
-            key = generate_private_key()
-            _write_secret(private_path, private_key_pem(key))
-            public_path.write_text(public_key_pem(key.public_key()))
-        pems[f"{role}_private_key"] = private_path.read_text()
-        pems[f"{role}_public_key"] = public_path.read_text()
-    identity_path = folder / "identity.json"
-    if not identity_path.exists():
-        _write_secret(identity_path, json.dumps(default_identity(gateway), indent=2))
-    identity = json.loads(identity_path.read_text())
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        pems: dict[str, str] = {}
+        for role in ("gateway", "merchant"):
+            private_path = folder / f"{role}_private.pem"
+            public_path = folder / f"{role}_public.pem"
+            if not (private_path.exists() and public_path.exists()):
+                key = generate_private_key()
+                _write_secret(private_path, private_key_pem(key))
+                public_path.write_text(public_key_pem(key.public_key()))
+            pems[f"{role}_private_key"] = private_path.read_text()
+            pems[f"{role}_public_key"] = public_path.read_text()
+        identity_path = folder / "identity.json"
+        if not identity_path.exists():
+            _write_secret(identity_path, json.dumps(default_identity(gateway), indent=2))
+        identity = json.loads(identity_path.read_text())
     return SandboxKeys(identity=identity, **pems)
