@@ -24,10 +24,13 @@ from commerce.api.problems import EXCEPTION_HANDLERS, problem
 from commerce.api.runtime import CommerceRuntime
 from commerce.sweeper import sweep_forever
 from livestream.api.controller import LiveSessionController
+from livestream.api.deals import DealController
+from livestream.engine.ownership import AdvisoryOwnership
 from payments.api import declare_to_customs, order_payments, start_payment, webhook
+from redcart.internal_listener import InternalListener
 from redcart.payments_wiring import build_payments, payment_process
 from redcart.settings import Settings
-from redcart.wiring import build_commerce, build_livestream
+from redcart.wiring import build_commerce, build_livestream, deal_settlement
 
 THREADS = 16  # at most the PostgreSQL pool size: a thread never waits on a connection
 
@@ -62,6 +65,9 @@ def create_app(
     process = payment_process(settings, runtime, payments)
     runtime.writer.on_commit_also(process.notify)
     live = build_livestream(settings, runtime)
+    settlement = deal_settlement(settings, runtime, live)
+    runtime.writer.on_commit_also(settlement.notify)
+    listener: InternalListener | None = None
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -70,8 +76,16 @@ def create_app(
         # thresholds, full collections over them stall every request for tens of ms.
         gc.freeze()
         gc.set_threshold(50_000, 50, 100)
+        nonlocal listener
         runtime.writer.start()
         live.writer.start()
+        if isinstance(live.engine.ownership, AdvisoryOwnership):
+            loopback = settings.internal_host in ("127.0.0.1", "localhost")
+            bind = "127.0.0.1" if loopback else "0.0.0.0"  # noqa: S104 (a private network)
+            listener = InternalListener(app, bind, settings.internal_host, settings.internal_port)
+            live.engine.ownership.self_url = await listener.start()
+        live.deal_room.start()
+        settling = asyncio.create_task(settlement.run_forever())
         if settings.projections == "inprocess":
             runtime.lists.start()
         sweeper = asyncio.create_task(sweep_forever(runtime, settings.sweep_interval_seconds))
@@ -81,6 +95,11 @@ def create_app(
         finally:
             sweeper.cancel()
             manager.cancel()
+            settling.cancel()
+            await live.deal_room.stop()
+            if listener is not None:
+                await listener.stop()
+            await live.engine.aclose()
             await live.hub.stop()
             live.writer.stop()
             live.app.close()
@@ -105,6 +124,7 @@ def create_app(
             declare_to_customs,
             webhook,
             LiveSessionController,
+            DealController,
             live.routes(),
         ],
         dependencies={

@@ -43,6 +43,11 @@ class Settings:
     cbec: CbecPolicy
     writer_max_batch: int
     projections: str  # "inprocess" (default) or "worker": `redcart worker projections` keeps them
+    # Where other API processes reach this one with flash-deal commands it owns (PostgreSQL
+    # only): a listener of its own per process, so it works behind a shared port too.
+    internal_host: str = "127.0.0.1"
+    internal_port: int = 0  # 0: any free port
+    settle_grace_seconds: int = 30
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -64,6 +69,9 @@ class Settings:
             ),
             writer_max_batch=int(env.get("REDCART_WRITER_MAX_BATCH", "256")),
             projections=env.get("REDCART_PROJECTIONS", "inprocess"),
+            internal_host=env.get("REDCART_INTERNAL_HOST", "127.0.0.1"),
+            internal_port=int(env.get("REDCART_INTERNAL_PORT", "0")),
+            settle_grace_seconds=int(env.get("REDCART_SETTLE_GRACE_SECONDS", "30")),
         )
 
     def __post_init__(self) -> None:

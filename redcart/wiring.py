@@ -9,6 +9,8 @@ from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.platform.vault import IdentityVault
 from livestream.api.runtime import LivestreamRuntime
 from livestream.application import Livestream
+from livestream.engine.ownership import AdvisoryOwnership, Ownership, SoleOwnership
+from livestream.engine.router import DealEngine
 from projections import runner as projection_runner
 from projections.commerce_lists import CommerceLists
 from projections.sqlstore import SqlStore
@@ -53,7 +55,16 @@ def migrate(settings: Settings) -> list[str]:
         store.close()
     done.append("payments events, process tracking, customs identity vault")
     livestream_app(settings, create_table=True).close()
-    done.append("livestream events")
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    try:
+        from livestream.engine.settlement import DealSettlement
+
+        DealSettlement.migrate(store)
+    finally:
+        store.close()
+    if is_postgres(settings.database_url):
+        AdvisoryOwnership.migrate(settings.database_url)  # type: ignore[arg-type]
+    done.append("livestream events, deal owners, deal settlement tracking")
     return done
 
 
@@ -101,7 +112,33 @@ def build_commerce(settings: Settings) -> CommerceRuntime:
 
 
 def build_livestream(settings: Settings, commerce: CommerceRuntime) -> LivestreamRuntime:
-    """Live sessions: their own events table and writer, and the websocket room hub."""
-    app = livestream_app(settings, create_table=not is_postgres(settings.database_url))
+    """Live sessions and flash deals: their own events table and writer, the deal engine
+    (one owner per deal across processes on PostgreSQL) and the websocket room hub."""
+    postgres = is_postgres(settings.database_url)
+    app = livestream_app(settings, create_table=not postgres)
     writer = GroupCommitWriter(app, max_batch=settings.writer_max_batch)
-    return LivestreamRuntime(app=app, writer=writer, commerce=commerce, clock=commerce.cfg.clock)
+    # On PostgreSQL the URL is set once the internal listener is bound (redcart.app's lifespan).
+    ownership: Ownership = (
+        AdvisoryOwnership(settings.database_url, "") if postgres else SoleOwnership()  # type: ignore[arg-type]
+    )
+    engine = DealEngine(writer, commerce.cfg.clock, ownership, settings.secret_key.encode())
+    return LivestreamRuntime(
+        app=app,
+        writer=writer,
+        commerce=commerce,
+        clock=commerce.cfg.clock,
+        engine=engine,
+        settle_grace_seconds=settings.settle_grace_seconds,
+    )
+
+
+def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: LivestreamRuntime):
+    """Deals hear of their orders' payments and cancellations (one active process)."""
+    from livestream.engine.settlement import DealSettlement
+    from projections.lease import AdvisoryLease
+
+    if not is_postgres(settings.database_url):
+        DealSettlement.migrate(commerce.store)
+        return DealSettlement(commerce, live.engine)
+    lease = AdvisoryLease(settings.database_url, "redcart.deal_settlement")  # type: ignore[arg-type]
+    return DealSettlement(commerce, live.engine, lease=lease.held)

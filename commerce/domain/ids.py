@@ -42,3 +42,26 @@ def receipt_id(provider: str, provider_event_id: str) -> UUID:
 
 def customs_filing_id(order_id: UUID) -> UUID:
     return uuid5(NAMESPACE, f"customs:{order_id}")
+
+
+def claim_order_id(claim_id: UUID) -> UUID:
+    """The order a flash-deal claim creates: found again from the claim on a retry."""
+    return uuid5(NAMESPACE, f"claim-order:{claim_id}")
+
+
+def creator_id(user_id: UUID) -> UUID:
+    """A creator is a buyer account with a role: one creator per account, found by the account."""
+    return uuid5(NAMESPACE, f"creator:{user_id}")
+
+
+def referral_link_id(code: str) -> UUID:
+    return uuid5(NAMESPACE, f"referral-link:{code}")
+
+
+def promo_code_id(code: str) -> UUID:
+    """`code` as stored: upper-case, so any spelling a buyer types finds the same code."""
+    return uuid5(NAMESPACE, f"promo-code:{code}")
+
+
+def journey_id(buyer_id: UUID) -> UUID:
+    return uuid5(NAMESPACE, f"journey:{buyer_id}")

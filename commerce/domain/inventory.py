@@ -91,6 +91,20 @@ class Stock(Aggregate):
         if reservation_id in self.lapsed(now):
             self._expired(reservation_id)
 
+    def draw(self, hold_id: UUID, reservation_id: UUID, quantity: int, now: datetime) -> None:
+        """Move `quantity` units out of a standing hold (a flash deal's allocation) into a paid
+        reservation of their own, which then ships, refunds or returns like any order's.
+        Idempotent by `reservation_id`; a lapsed or too small hold refuses, so stock handed to
+        a deal can never be drawn more than once over."""
+        if reservation_id in self.reservations:
+            return
+        held = self.reservations.get(hold_id)
+        if held is None or hold_id in self.lapsed(now):
+            raise InvalidTransition("the deal's allocation has lapsed or was released")
+        if not 0 < quantity <= held[0]:
+            raise OutOfStock(f"{self.sku}: {quantity} requested, {held[0]} left in the hold")
+        self._drawn(hold_id, reservation_id, quantity)
+
     def commit(self, reservation_id: UUID, now: datetime) -> None:
         """The parcel left the warehouse: the units leave on-hand stock for good."""
         if reservation_id not in self.reservations or reservation_id in self.lapsed(now):
@@ -113,6 +127,15 @@ class Stock(Aggregate):
     @event("ReservationConfirmed", topic="commerce.Stock.ReservationConfirmed")
     def _confirmed(self, reservation_id: UUID) -> None:
         self.reservations[reservation_id] = (self.reservations[reservation_id][0], None)
+
+    @event("HoldDrawn", topic="commerce.Stock.HoldDrawn")
+    def _drawn(self, hold_id: UUID, reservation_id: UUID, quantity: int) -> None:
+        left, until = self.reservations[hold_id]
+        if left == quantity:
+            del self.reservations[hold_id]
+        else:
+            self.reservations[hold_id] = (left - quantity, until)
+        self.reservations[reservation_id] = (quantity, None)
 
     @event("ReservationReleased", topic="commerce.Stock.ReservationReleased")
     def _released(self, reservation_id: UUID) -> None:

@@ -50,6 +50,7 @@ class Order(Aggregate):
         attribution: dict | None,
         fingerprint: str | None = None,
         payment_provider: str | None = None,
+        drawn_from: UUID | None = None,
     ) -> None:
         self.merchant_id = merchant_id
         self.buyer_id = buyer_id
@@ -65,6 +66,8 @@ class Order(Aggregate):
         self.attribution = attribution
         self.fingerprint = fingerprint  # of the request that placed it, for Idempotency-Key replays
         self.payment_provider = payment_provider  # chosen at checkout: payment requested at once
+        # a flash-deal order's units sit in the deal's stock hold until it is paid for
+        self.drawn_from = drawn_from
         self.recorded_status = PLACED
         self.payment_ref: str | None = None
         self.paid_at: datetime | None = None

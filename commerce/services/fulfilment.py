@@ -45,12 +45,33 @@ def mark_paid(
 
 
 def confirm_holds(uow: UnitOfWork, order: Order, now: datetime) -> None:
-    """A paid order's stock and quota holds no longer lapse."""
+    """A paid order's stock and quota holds no longer lapse. A flash-deal order's units are
+    drawn from the deal's hold now: until payment they were the deal's to give."""
     stocks, quota = _holds(uow, order)
     for stock in stocks:
-        stock.confirm(order.id, now)
+        if order.drawn_from is None:
+            stock.confirm(order.id, now)
+        else:
+            stock.draw(order.drawn_from, order.id, order.lines[0]["quantity"], now)
     if quota:
         quota.confirm(order.id, now)
+
+
+def can_draw(uow: UnitOfWork, order: Order, now: datetime) -> bool:
+    """Whether a flash-deal order's units are still in its deal's hold; if not (the deal's
+    allocation lapsed, which a timely claim never sees), its payment goes back."""
+    if order.drawn_from is None:
+        return True
+    stocks, _ = _holds(uow, order)
+    wanted = order.lines[0]["quantity"]
+    for stock in stocks:
+        held = stock.reservations.get(order.drawn_from)
+        drawn = order.id in stock.reservations
+        if not drawn and (
+            held is None or held[0] < wanted or order.drawn_from in stock.lapsed(now)
+        ):
+            return False
+    return True
 
 
 def cancel_order(

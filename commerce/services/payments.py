@@ -11,7 +11,7 @@ from commerce.domain.accounts import PaymentReceipt
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.orders import PLACED, Order
 from commerce.platform.unit_of_work import UnitOfWork
-from commerce.services.fulfilment import confirm_holds
+from commerce.services.fulfilment import can_draw, confirm_holds
 
 
 def record_payment(
@@ -28,7 +28,8 @@ def record_payment(
 
     Outcomes: "paid" (the order is now paid), "duplicate" (this notification was applied
     before), "already_paid" (another notification of the same payment got there first),
-    "refund_due" (the order had expired, was cancelled or was paid by another payment: the
+    "refund_due" (the order had expired, was cancelled, was paid by another payment, or was a
+    flash-deal order whose deal allocation no longer holds its units: the
     money goes back, which the payment process manager does on seeing this receipt). A payment
     whose amount or currency does not match the order is refused and nothing is recorded.
     """
@@ -47,7 +48,7 @@ def record_payment(
     now = cfg.clock()
     if order.payment_ref == payment_ref:
         outcome = "already_paid"
-    elif order.status(now) == PLACED:
+    elif order.status(now) == PLACED and can_draw(uow, order, now):
         order.mark_paid(payment_ref, amount_fen, now)
         confirm_holds(uow, order, now)
         outcome = "paid"

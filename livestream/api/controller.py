@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, TypeAlias
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import msgspec
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from msgspec import Meta
 
 from commerce.api.auth import allow
 from commerce.api.common import MAX_PAGE, body_uuid, path_uuid
-from commerce.api.deps import Caller
+from commerce.api.deps import Caller, IdemKey
+from commerce.domain.accounts import Buyer
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.merchants import Product
-from commerce.services.access import MERCHANT
+from commerce.services.access import BUYER, MERCHANT
 from livestream.api import usecases
 from livestream.api.runtime import LivestreamRuntime
 from livestream.api.usecases import session_view
 from livestream.domain.sessions import LIVE, SCHEDULED
+from livestream.room import RoomEvent
 
 Live: TypeAlias = NamedDependency[LivestreamRuntime]
 
@@ -36,6 +38,13 @@ class ScheduleSession(msgspec.Struct, forbid_unknown_fields=True):
 
 class PinProduct(msgspec.Struct, forbid_unknown_fields=True):
     product_id: str
+
+
+class IssueCoupon(msgspec.Struct, forbid_unknown_fields=True):
+    quantity: int
+    per_buyer_limit: int
+    amount_fen: int | None = None
+    percent_off: int | None = None
 
 
 class LiveSessionController(Controller):
@@ -87,26 +96,70 @@ class LiveSessionController(Controller):
         await live.announce("session.ended", view, finished_at=view["finished_at"])
         return view
 
-    @post("/{session_id:str}/pins", status_code=200, guards=[allow(MERCHANT)])
+    @post("/{session_id:str}/pins", status_code=200, guards=[allow(MERCHANT, BUYER)])
     async def pin(
         self, session_id: FromPath[str], data: JSONBody[PinProduct], principal: Caller, live: Live
     ) -> dict:
-        """Feature one of the host's own products (at most 3 at once)."""
+        """Feature one of the host's own products (at most 3 at once). Host or moderator."""
         sid = path_uuid(session_id, "session")
         product_id = body_uuid(data.product_id, "product_id")
+        host = await live.host_of(sid)
         product = await live.commerce.read(product_id, Product)
-        if product is None or product.merchant_id != principal.id:
+        if host is None or product is None or product.merchant_id != host[0]:
             raise NotFound("no such product", field="product_id")
-        view = await live.writer.submit(usecases.pin, live.clock, principal.id, sid, product_id)
+        view = await live.writer.submit(usecases.pin, live.clock, principal, sid, product_id)
         await live.announce("product.pinned", view, product_id=str(product_id))
         return view
 
-    @delete("/{session_id:str}/pins/{product_id:str}", status_code=200, guards=[allow(MERCHANT)])
+    @delete(
+        "/{session_id:str}/pins/{product_id:str}", status_code=200, guards=[allow(MERCHANT, BUYER)]
+    )
     async def unpin(
         self, session_id: FromPath[str], product_id: FromPath[str], principal: Caller, live: Live
     ) -> Response[dict]:
         sid = path_uuid(session_id, "session")
         pid: UUID = path_uuid(product_id, "product")
-        view = await live.writer.submit(usecases.unpin, live.clock, principal.id, sid, pid)
+        view = await live.writer.submit(usecases.unpin, live.clock, principal, sid, pid)
         await live.announce("product.unpinned", view, product_id=str(pid))
         return Response(view, status_code=200)
+
+    @post("/{session_id:str}/coupons", status_code=201, guards=[allow(MERCHANT, BUYER)])
+    async def issue_coupon(
+        self,
+        session_id: FromPath[str],
+        data: JSONBody[IssueCoupon],
+        principal: Caller,
+        idempotency: IdemKey,
+        live: Live,
+    ) -> dict:
+        """Issue an in-stream coupon (amount or percent off; quantity; per-buyer limit)."""
+        sid = path_uuid(session_id, "session")
+        coupon_id = idempotency.resource_id("coupon") if idempotency else uuid4()
+        terms = {f: getattr(data, f) for f in data.__struct_fields__}
+        coupon = await live.writer.submit(
+            usecases.issue_coupon, live.clock, principal, sid, coupon_id, terms
+        )
+        await live.hub.publish(str(sid), RoomEvent("coupon.issued", coupon))
+        return coupon
+
+    @put("/{session_id:str}/moderators/{user_id:str}", status_code=200, guards=[allow(MERCHANT)])
+    async def add_moderator(
+        self, session_id: FromPath[str], user_id: FromPath[str], principal: Caller, live: Live
+    ) -> dict:
+        """Name a signed-up user (a buyer account) moderator of the host's session."""
+        return await self._moderator(live, principal, session_id, user_id, True)
+
+    @delete("/{session_id:str}/moderators/{user_id:str}", status_code=200, guards=[allow(MERCHANT)])
+    async def remove_moderator(
+        self, session_id: FromPath[str], user_id: FromPath[str], principal: Caller, live: Live
+    ) -> Response[dict]:
+        view = await self._moderator(live, principal, session_id, user_id, False)
+        return Response(view, status_code=200)
+
+    async def _moderator(self, live: Live, principal, session_id: str, user_id: str, on: bool):  # type: ignore[no-untyped-def]
+        sid, uid = path_uuid(session_id, "session"), path_uuid(user_id, "user")
+        if on and await live.commerce.read(uid, Buyer) is None:
+            raise NotFound("no such user", field="user_id")
+        return await live.writer.submit(
+            usecases.set_moderator, live.clock, principal.id, sid, uid, on
+        )

@@ -19,15 +19,28 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from commerce.api.runtime import CommerceRuntime
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.services.access import MERCHANT
+from livestream.api.deal_room import DealRoom
 from livestream.api.usecases import session_view
 from livestream.application import Livestream
+from livestream.domain.deals import CLOSED, FlashDeal
 from livestream.domain.sessions import CANCELLED, ENDED, LIVE, SCHEDULED, LiveSession
-from livestream.room import Principal, Role, RoomEvent, RoomHub, RoomNotFound, room_routes
+from livestream.engine.commands import deal_view
+from livestream.engine.router import DealEngine
+from livestream.room import (
+    Backplane,
+    Principal,
+    Role,
+    RoomEvent,
+    RoomHub,
+    RoomNotFound,
+    room_routes,
+)
 
 # The room's `authenticate(token)` is not told which room it signs into; the socket's path is.
 _ROOM_PATH = re.compile(r"^/live/([^/]+)/ws/?$")
 _room_id: ContextVar[str | None] = ContextVar("live_room_id", default=None)
 
+_DEAL_OPENED, _DEAL_CLOSED = "livestream.FlashDeal.Opened", "livestream.FlashDeal.Closed"
 _STATE_BY_TOPIC = {
     "livestream.LiveSession.Scheduled": SCHEDULED,
     "livestream.LiveSession.Started": LIVE,
@@ -38,7 +51,8 @@ _STATE_BY_TOPIC = {
 
 @dataclass
 class SessionIndex:
-    """Session id → state, caught up from the Livestream notification log on each read.
+    """Session id → state, and deals not yet closed → their session, caught up from the
+    Livestream notification log on each read.
 
     In process memory (rebuilt from the log at the first read after a start); correct across
     processes because every read first catches up with the shared log. Fine for thousands of
@@ -47,6 +61,8 @@ class SessionIndex:
 
     app: Livestream
     states: dict[UUID, str] = field(default_factory=dict)
+    open_deals: dict[UUID, UUID] = field(default_factory=dict)
+    by_session: dict[UUID, list[UUID]] = field(default_factory=dict)
     position: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -64,8 +80,25 @@ class SessionIndex:
                     state = _STATE_BY_TOPIC.get(note.topic)
                     if state is not None:
                         self.states[note.originator_id] = state  # type: ignore[index]
+                    elif note.topic == _DEAL_OPENED:
+                        opened = self.app.mapper.to_domain_event(note)
+                        self.open_deals[note.originator_id] = opened.session_id  # type: ignore
+                        deals = self.by_session.setdefault(opened.session_id, [])
+                        deals.append(note.originator_id)  # type: ignore[arg-type]
+                    elif note.topic == _DEAL_CLOSED:
+                        self.open_deals.pop(note.originator_id, None)  # type: ignore[arg-type]
                 self.position = notes[-1].id
             return dict(self.states)
+
+    def all_deals(self, session_id: UUID) -> list[UUID]:
+        self.catch_up()
+        with self._lock:
+            return list(self.by_session.get(session_id, ()))
+
+    def deals(self) -> dict[UUID, UUID]:
+        self.catch_up()
+        with self._lock:
+            return dict(self.open_deals)
 
 
 class LivestreamRuntime:
@@ -77,13 +110,20 @@ class LivestreamRuntime:
         writer: GroupCommitWriter,
         commerce: CommerceRuntime,
         clock: Callable[[], datetime],
+        engine: DealEngine,
+        backplane: Backplane | None = None,
+        settle_grace_seconds: int = 30,
     ) -> None:
         self.app = app
         self.writer = writer
         self.commerce = commerce
         self.clock = clock
-        self.hub = RoomHub(self.snapshot)
+        self.engine = engine
+        self.settle_grace_seconds = settle_grace_seconds
+        self.hub = RoomHub(self.snapshot, backplane=backplane)
         self.index = SessionIndex(self.app)
+        self.deal_room = DealRoom(self.hub, engine, self.index.deals)
+        self._hosts: dict[UUID, tuple[UUID, UUID | None]] = {}
 
     # -- reading -------------------------------------------------------------------------------
     async def read(self, session_id: UUID) -> LiveSession | None:
@@ -92,6 +132,40 @@ class LivestreamRuntime:
         except AggregateNotFoundError:
             return None
         return session if isinstance(session, LiveSession) else None
+
+    async def host_of(self, session_id: UUID) -> tuple[UUID, UUID | None] | None:
+        """(host merchant, creator) of a session: fixed at scheduling, so cached for claims."""
+        known = self._hosts.get(session_id)
+        if known is None:
+            session = await self.read(session_id)
+            if session is None:
+                return None
+            known = self._hosts[session_id] = (session.host_merchant_id, session.creator_id)
+        return known
+
+    async def read_deal(self, deal_id: UUID) -> FlashDeal | None:
+        try:
+            deal = await sync_to_thread(self.app.repository.get, deal_id)
+        except AggregateNotFoundError:
+            return None
+        return deal if isinstance(deal, FlashDeal) else None
+
+    async def session_deals(self, session_id: UUID, *, open_only: bool) -> list[dict[str, Any]]:
+        if open_only:
+            open_deals = await sync_to_thread(self.index.deals)
+            deal_ids = [d for d, s in open_deals.items() if s == session_id]
+        else:
+            deal_ids = await sync_to_thread(self.index.all_deals, session_id)
+        now, views = self.clock(), []
+        for deal_id in deal_ids:
+            deal = await self.read_deal(deal_id)
+            if deal is None or deal.session_id != session_id:
+                continue
+            view = deal_view(deal, now)
+            if not open_only or view["phase"] != CLOSED:
+                views.append(view)
+        views.sort(key=lambda v: (v["opens_at"], v["id"]))
+        return views
 
     async def list(self, state: str, limit: int) -> list[dict[str, Any]]:
         states = await sync_to_thread(self.index.catch_up)
@@ -115,7 +189,8 @@ class LivestreamRuntime:
         if session is None:
             raise RoomNotFound(room_id)
         view = session_view(session)
-        return {"session": view, "state": view["state"], "pinned": view["pinned"]}
+        deals = await self.session_deals(session_id, open_only=True)
+        return {"session": view, "state": view["state"], "pinned": view["pinned"], "deals": deals}
 
     async def announce(self, kind: str, view: dict[str, Any], **extra: Any) -> None:
         """After a commit: a reliable room event carrying the session's absolute state."""
@@ -136,6 +211,13 @@ class LivestreamRuntime:
                 session = None
             if session is not None and session.host_merchant_id == principal.id:
                 role = Role.HOST
+        elif room_id is not None:
+            try:
+                session = await self.read(UUID(room_id))
+            except ValueError:
+                session = None
+            if session is not None and principal.id in session.moderator_ids:
+                role = Role.MODERATOR
         return Principal(str(principal.id), role)
 
     def routes(self) -> Router:

@@ -12,9 +12,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commerce.domain.errors import NotFound
+from commerce.domain.errors import InvalidTransition, NotFound
 from commerce.platform.unit_of_work import UnitOfWork
-from livestream.domain.sessions import LiveSession
+from commerce.services.access import BUYER, MERCHANT, Principal
+from livestream.domain.sessions import LIVE, Coupon, LiveSession
 
 Clock = Callable[[], datetime]
 
@@ -35,6 +36,7 @@ def session_view(session: LiveSession) -> dict[str, Any]:
         "started_at": _iso(session.started_at),
         "finished_at": _iso(session.finished_at),
         "pinned": [str(product_id) for product_id in session.pinned],
+        "coupons": [coupon_view(c) for c in session.coupons.values()],
         "pins": [
             {
                 "product_id": str(p.product_id),
@@ -52,6 +54,63 @@ def _hosted(uow: UnitOfWork, session_id: UUID, merchant_id: UUID) -> LiveSession
     if session is None or session.host_merchant_id != merchant_id:
         raise NotFound("no such live session", field="session_id")
     return session
+
+
+def run_by(uow: UnitOfWork, session_id: UUID, principal: Principal) -> LiveSession:
+    """The host merchant's session, or one the calling buyer moderates; else none at all."""
+    session = uow.get(session_id, LiveSession)
+    if session is not None:
+        if principal.kind == MERCHANT and session.host_merchant_id == principal.id:
+            return session
+        if principal.kind == BUYER and principal.id in session.moderator_ids:
+            return session
+    raise NotFound("no such live session", field="session_id")
+
+
+def coupon_view(coupon: Coupon) -> dict[str, Any]:
+    return {
+        "id": str(coupon.coupon_id),
+        "amount_fen": coupon.amount_fen,
+        "percent_off": coupon.percent_off,
+        "quantity": coupon.quantity,
+        "per_buyer_limit": coupon.per_buyer_limit,
+        "issued_at": _iso(coupon.issued_at),
+    }
+
+
+def issue_coupon(
+    uow: UnitOfWork,
+    clock: Clock,
+    principal: Principal,
+    session_id: UUID,
+    coupon_id: UUID,
+    terms: dict[str, Any],
+) -> dict[str, Any]:
+    """Idempotent by coupon id (from the Idempotency-Key when one is sent)."""
+    session = run_by(uow, session_id, principal)
+    if coupon_id not in session.coupons:
+        session.issue_coupon(coupon_id, clock(), **terms)
+    return coupon_view(session.coupons[coupon_id])
+
+
+def set_moderator(
+    uow: UnitOfWork, clock: Clock, merchant_id: UUID, session_id: UUID, user_id: UUID, on: bool
+) -> dict[str, Any]:
+    """Only the host merchant names or removes moderators."""
+    session = _hosted(uow, session_id, merchant_id)
+    if on:
+        session.add_moderator(user_id, clock())
+    else:
+        session.remove_moderator(user_id, clock())
+    return {"session_id": str(session.id), "moderators": sorted(map(str, session.moderator_ids))}
+
+
+def require_live(uow: UnitOfWork, clock: Clock, principal: Principal, session_id: UUID) -> dict:
+    """Before a deal opens: the caller runs this session and it is live."""
+    session = run_by(uow, session_id, principal)
+    if session.status != LIVE:
+        raise InvalidTransition(f"the session is {session.status}, not live")
+    return session_view(session)
 
 
 def schedule(
@@ -88,16 +147,16 @@ def end(uow: UnitOfWork, clock: Clock, merchant_id: UUID, session_id: UUID) -> d
 
 
 def pin(
-    uow: UnitOfWork, clock: Clock, merchant_id: UUID, session_id: UUID, product_id: UUID
+    uow: UnitOfWork, clock: Clock, principal: Principal, session_id: UUID, product_id: UUID
 ) -> dict[str, Any]:
-    session = _hosted(uow, session_id, merchant_id)
+    session = run_by(uow, session_id, principal)
     session.pin(product_id, clock())
     return session_view(session)
 
 
 def unpin(
-    uow: UnitOfWork, clock: Clock, merchant_id: UUID, session_id: UUID, product_id: UUID
+    uow: UnitOfWork, clock: Clock, principal: Principal, session_id: UUID, product_id: UUID
 ) -> dict[str, Any]:
-    session = _hosted(uow, session_id, merchant_id)
+    session = run_by(uow, session_id, principal)
     session.unpin(product_id, clock())
     return session_view(session)

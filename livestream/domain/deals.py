@@ -35,8 +35,9 @@ class Decision:
 
     buyer_id: UUID
     quantity: int
-    pay_by: datetime
+    pay_by: datetime  # the claim holds its units until then: the order's deadline plus grace
     units_left_after: int
+    order_pay_by: datetime | None = None  # the buyer must pay by then (None: same as pay_by)
 
     @property
     def sells_out(self) -> bool:
@@ -64,6 +65,7 @@ class FlashDeal(Aggregate):
         countdown_seconds: int,
         duration_seconds: int,
         payment_window_seconds: int = DEFAULT_PAYMENT_WINDOW_SECONDS,
+        settle_grace_seconds: int = 0,
     ) -> None:
         self.session_id = session_id
         self.merchant_id = merchant_id
@@ -76,6 +78,10 @@ class FlashDeal(Aggregate):
         self.opens_at = announced_at + timedelta(seconds=countdown_seconds)
         self.ends_at = self.opens_at + timedelta(seconds=duration_seconds)
         self.payment_window = timedelta(seconds=payment_window_seconds)
+        # A claim keeps its units this long after the buyer's deadline, so a payment taken just
+        # in time is recorded here before the units can go to someone else (the order is paid
+        # in another context and the news travels through a process manager).
+        self.settle_grace = timedelta(seconds=settle_grace_seconds)
         self.closed_at: datetime | None = None
         self.close_reason: str | None = None
         self.sold_out_at: list[datetime] = []  # units may come back, so it can sell out again
@@ -101,6 +107,7 @@ class FlashDeal(Aggregate):
         countdown_seconds: int,
         duration_seconds: int,
         payment_window_seconds: int = DEFAULT_PAYMENT_WINDOW_SECONDS,
+        settle_grace_seconds: int = 0,
         **_: object,
     ) -> None:
         def within(name: str, value: int, low: int, high: int, unit: str) -> None:
@@ -115,6 +122,7 @@ class FlashDeal(Aggregate):
         within("countdown_seconds", countdown_seconds, *COUNTDOWN_SECONDS, "seconds")
         within("duration_seconds", duration_seconds, *DURATION_SECONDS, "seconds")
         within("payment_window_seconds", payment_window_seconds, *PAYMENT_WINDOW_SECONDS, "seconds")
+        within("settle_grace_seconds", settle_grace_seconds, 0, 300, "seconds")
 
     # -- reading -------------------------------------------------------------------------------
     def phase(self, now: datetime) -> str:
@@ -245,4 +253,7 @@ def decide_claim(deal: FlashDeal, buyer_id: UUID, quantity: int, now: datetime) 
         raise OutOfStock(
             f"{deal.sku}: {quantity} requested, {left} left", sku=deal.sku, units_left=left
         )
-    return Decision(buyer_id, quantity, now + deal.payment_window, left - quantity)
+    order_pay_by = now + deal.payment_window
+    return Decision(
+        buyer_id, quantity, order_pay_by + deal.settle_grace, left - quantity, order_pay_by
+    )

@@ -1,0 +1,154 @@
+"""Runs a deal command where the deal is owned: here, or on the owner, over HTTP.
+
+A claim may arrive at any API process. If no process owns the deal, this one takes it; if
+another does, the command is forwarded to the owner's internal endpoint and its answer (or its
+refusal, as the same domain error) comes back. If the owner cannot be reached it has probably
+died: its advisory lock is gone with its session, so the next attempt here takes the deal over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+from litestar.concurrency import sync_to_thread
+
+from commerce.domain import errors
+from commerce.platform.groupcommit import GroupCommitWriter, WriterUnavailable
+from livestream.engine.commands import COMMANDS
+from livestream.engine.ownership import Ownership
+
+AUTH_HEADER = "X-Redcart-Forwarded"
+MAX_SKEW_SECONDS = 60
+ATTEMPTS = 6
+_ERRORS: dict[str, type[errors.DomainError]] = {
+    cls.code: cls
+    for cls in (
+        errors.NotFound,
+        errors.InvalidInput,
+        errors.Conflict,
+        errors.OutOfStock,
+        errors.InvalidTransition,
+        errors.LimitBreached,
+        errors.IdempotencyKeyReused,
+    )
+}
+
+
+def _call(uow: Any, command: Callable[..., Any], clock: Any, deal_id: UUID, args: dict) -> Any:
+    return command(uow, clock, deal_id, **args)
+
+
+class NotOwner(Exception):
+    """A forwarded command reached a process that no longer owns the deal."""
+
+
+def _encode(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: str(v) if isinstance(v, UUID) else v for k, v in args.items()}
+
+
+def _decode(args: dict[str, Any]) -> dict[str, Any]:
+    return {k: UUID(v) if k.endswith("_id") and isinstance(v, str) else v for k, v in args.items()}
+
+
+class DealEngine:
+    def __init__(
+        self,
+        writer: GroupCommitWriter,
+        clock: Callable[[], datetime],
+        ownership: Ownership,
+        secret: bytes,
+    ) -> None:
+        self.writer = writer
+        self.clock = clock
+        self.ownership = ownership
+        self._key = hashlib.sha256(b"deal-forwarding:" + secret).digest()
+        self._http: httpx.AsyncClient | None = None
+
+    # -- running a command ---------------------------------------------------------------------
+    async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
+        for attempt in range(ATTEMPTS):
+            if await self._acquire(deal_id):
+                return await self.local(deal_id, op, args)
+            url = await sync_to_thread(self.ownership.owner_url, deal_id)
+            if url is not None:
+                try:
+                    return await self._forward(url, deal_id, op, args)
+                except (httpx.TransportError, NotOwner):
+                    pass  # dead or no longer the owner: take it over, or ask the new one
+            await asyncio.sleep(0.02 * 2**attempt)
+        raise WriterUnavailable("the flash deal's owner did not answer; try again")
+
+    async def _acquire(self, deal_id: UUID) -> bool:
+        if deal_id in self.ownership.owned():
+            return True
+        return await sync_to_thread(self.ownership.acquire, deal_id)
+
+    async def local(self, deal_id: UUID, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        return await self.writer.submit(_call, COMMANDS[op], self.clock, deal_id, args)
+
+    # -- forwarding ----------------------------------------------------------------------------
+    def _sign(self, path: str, body: bytes, stamp: str) -> str:
+        mac = hmac.new(self._key, f"{stamp}\n{path}\n".encode() + body, hashlib.sha256)
+        return f"{stamp}.{mac.hexdigest()}"
+
+    def verify(self, path: str, body: bytes, header: str | None) -> bool:
+        if not header or "." not in header:
+            return False
+        stamp, _ = header.split(".", 1)
+        if not stamp.isdigit() or abs(time.time() - int(stamp)) > MAX_SKEW_SECONDS:
+            return False
+        return hmac.compare_digest(header, self._sign(path, body, stamp))
+
+    async def _forward(
+        self, url: str, deal_id: UUID, op: str, args: dict[str, Any]
+    ) -> dict[str, Any]:
+        if self._http is None:
+            limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+            self._http = httpx.AsyncClient(timeout=10.0, limits=limits)
+        path = f"/internal/deals/{deal_id}/{op}"
+        body = json.dumps(_encode(args)).encode()
+        headers = {
+            AUTH_HEADER: self._sign(path, body, str(int(time.time()))),
+            "Content-Type": "application/json",
+        }
+        response = await self._http.post(url + path, content=body, headers=headers)
+        if response.status_code == 421:
+            raise NotOwner(str(deal_id))
+        if response.status_code == 503:
+            raise WriterUnavailable("the flash deal's owner is busy; try again")
+        response.raise_for_status()
+        answer = response.json()
+        if "error" in answer:
+            e = answer["error"]
+            raise _ERRORS.get(e["code"], errors.Conflict)(
+                e["detail"], field=e.get("field"), **e.get("extra", {})
+            )
+        return answer["result"]
+
+    async def serve_forwarded(self, deal_id: UUID, op: str, body: bytes) -> tuple[int, dict]:
+        """The owner's side of `_forward`: answer 421 if the deal is not ours (any more)."""
+        if op not in COMMANDS:
+            return 404, {"error": {"code": "not_found", "detail": "no such deal command"}}
+        if deal_id not in self.ownership.owned():
+            return 421, {"error": {"code": "not_owner", "detail": "this process does not own it"}}
+        try:
+            result = await self.local(deal_id, op, _decode(json.loads(body)))
+        except errors.DomainError as exc:
+            extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | float)}
+            error = {"code": exc.code, "detail": exc.detail, "field": exc.field, "extra": extra}
+            return 200, {"error": error}
+        return 200, {"result": result}
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+        await sync_to_thread(self.ownership.close)

@@ -1,0 +1,138 @@
+"""Tells flash deals what happened to their orders: paid (the claim counts for good) or
+cancelled (its units return to the deal at once). Expiry needs no message: an unpaid claim stops
+counting at its deadline by itself.
+
+A tracked follower of the commerce log, like the payment process: the position advances only
+after an order's news reached its deal, and telling a deal twice changes nothing. One process at
+a time runs it (a PostgreSQL advisory lease). Claims keep their units a grace period past the
+buyer's deadline, so a payment taken in time is normally recorded here before the units could
+go to anyone else; if this process was down for longer than that, the deal refuses the late
+news and the order is refunded in full, automatically (stock was never at risk: a paid order
+draws its units from the deal's hold, which cannot give more than it holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from litestar.concurrency import sync_to_thread
+
+from commerce.api.runtime import CommerceRuntime
+from commerce.domain.errors import DomainError
+from commerce.domain.orders import Order
+from commerce.services.access import ADMIN, Principal
+from commerce.services.fulfilment import refund_order
+from livestream.engine.router import DealEngine
+
+log = logging.getLogger("redcart.livestream.settlement")
+NAME = "deal_settlement"
+TOPICS = ("commerce.Order.Paid", "commerce.Order.Cancelled")
+
+
+class DealSettlement:
+    def __init__(
+        self,
+        commerce: CommerceRuntime,
+        engine: DealEngine,
+        lease: Callable[[], bool] = lambda: True,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self.commerce, self.engine, self.lease = commerce, engine, lease
+        self.poll_interval = poll_interval
+        self.wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @staticmethod
+    def migrate(store) -> None:  # type: ignore[no-untyped-def]
+        with store.transaction() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY,"
+                " position BIGINT NOT NULL)"
+            )
+            cur.execute(
+                "INSERT INTO projection_tracking (name, position) VALUES (%s, 0)"
+                " ON CONFLICT (name) DO NOTHING",
+                (NAME,),
+            )
+
+    def notify(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.wake.set)
+
+    def _position(self) -> int:
+        rows = self.commerce.store.query(
+            "SELECT position FROM projection_tracking WHERE name = %s", (NAME,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def _advance(self, position: int) -> None:
+        with self.commerce.store.transaction() as cur:
+            cur.execute(
+                "UPDATE projection_tracking SET position = %s WHERE name = %s", (position, NAME)
+            )
+
+    async def run_forever(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if await sync_to_thread(self.lease):
+                    await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("deal settlement failed; retrying")
+                await asyncio.sleep(1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
+            self.wake.clear()
+
+    async def catch_up(self) -> int:
+        done = 0
+        app = self.commerce.app
+        while True:
+            start = await sync_to_thread(self._position)
+            notes = await sync_to_thread(
+                app.recorder.select_notifications, start, 200, None, TOPICS,
+                inclusive_of_start=False,
+            )  # fmt: skip
+            if not notes:
+                return done
+            for note in notes:
+                await self.settle(note.originator_id, note.topic.endswith(".Paid"))
+                done += 1
+            await sync_to_thread(self._advance, notes[-1].id)
+
+    async def settle(self, order_id: UUID, paid: bool) -> None:
+        try:
+            order = await sync_to_thread(self.commerce.app.repository.get, order_id)
+        except AggregateNotFoundError:
+            return
+        if not isinstance(order, Order) or order.drawn_from is None:
+            return
+        claim_id = UUID(order.attribution["claim_id"])  # type: ignore[index]
+        if not paid:
+            await self.engine.run(order.drawn_from, "release", claim_id=claim_id)
+            return
+        answer = await self.engine.run(order.drawn_from, "pay", claim_id=claim_id)
+        if not answer["accepted"]:
+            log.warning("deal refused late payment of order %s: refunding it", order.id)
+            await self._refund(order, answer.get("reason", "claim lapsed"))
+
+    async def _refund(self, order: Order, reason: str) -> None:
+        try:
+            await self.commerce.writer.submit(
+                refund_order,
+                self.commerce.cfg,
+                Principal(ADMIN),
+                order.id,
+                f"deal-lapsed-{order.id}",
+                order.total_fen - order.refunded_fen,
+                f"flash deal claim lapsed before its payment was settled: {reason}",
+            )
+        except DomainError as exc:  # already refunded, or nothing left: nothing to do
+            log.info("refund of order %s not needed: %s", order.id, exc.detail)

@@ -1,0 +1,254 @@
+"""Flash deals over HTTP on both stores: open, claim, sell out, expire, pay, cancel, refuse.
+
+The server's clock is shifted by the test (deals count down at least 10 s before they open, and
+claims lapse minutes later), so these scenarios take no real waiting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+
+from redcart.app import create_app
+from redcart.wiring import build_commerce, migrate
+from tests.conftest import make_settings
+from tests.integration.conftest import ADDRESS, ADMIN, VALID_ID, Shop, sign_up
+
+PROBLEM = "application/problem+json"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(store_url: str | None, tmp_path: Path, clock: Clock) -> Iterator[TestClient]:
+    settings = make_settings(store_url, tmp_path / "var")
+    migrate(settings)
+    runtime = build_commerce(settings)
+    runtime.cfg = dataclasses.replace(runtime.cfg, clock=clock)
+    app = create_app(settings, runtime, env={"REDCART_PAYMENTS": "off"})
+    with TestClient(app=app) as test_client:
+        yield test_client
+
+
+def live_session(client: TestClient, shop: Shop) -> str:
+    starts = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    r = client.post(
+        "/live/sessions", headers=shop.headers, json={"title": "双11", "starts_at": starts}
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert client.post(f"/live/sessions/{sid}/start", headers=shop.headers).status_code == 200
+    return sid
+
+
+def deal_terms(shop: Shop, **overrides: Any) -> dict[str, Any]:
+    return {
+        "sku": "SUN-50",
+        "warehouse_id": shop.bonded,
+        "price_fen": 9900,
+        "quantity": 3,
+        "per_buyer_limit": 1,
+        "countdown_seconds": 10,
+        "duration_seconds": 60,
+        "payment_window_seconds": 120,
+    } | overrides
+
+
+def claim(client: TestClient, deal_id: str, buyer: dict, key: str, **extra: Any):
+    body = {"identity": {"name": "王小红", "resident_id": VALID_ID}, "address": ADDRESS} | extra
+    return client.post(
+        f"/live/deals/{deal_id}/claims", headers=buyer | {"Idempotency-Key": key}, json=body
+    )
+
+
+def open_deal(client: TestClient, shop: Shop, sid: str, **overrides: Any) -> dict:
+    r = client.post(
+        f"/live/sessions/{sid}/deals", headers=shop.headers, json=deal_terms(shop, **overrides)
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def test_buyers_claim_a_deal_until_it_sells_out(client: TestClient, clock: Clock) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    sid = live_session(client, shop)
+    deal = open_deal(client, shop, sid)
+    assert (deal["phase"], deal["units_left"]) == ("counting_down", 3)
+    assert shop.available() == 2  # the deal's units are set aside at once
+
+    buyers = [sign_up(client, f"b{i}") for i in range(4)]
+    early = claim(client, deal["id"], buyers[0], "k0")
+    assert early.status_code == 409 and early.headers["content-type"] == PROBLEM
+
+    clock.advance(11)
+    orders = []
+    for i, buyer in enumerate(buyers[:3]):
+        r = claim(client, deal["id"], buyer, f"k{i}")
+        assert r.status_code == 201, r.text
+        orders.append(r.json())
+    order = orders[0]
+    assert order["status"] == "placed" and order["lines"][0]["unit_price_minor"] == 9900
+    assert order["total_fen"] > 9900  # freight and CBEC tax on top of the deal price
+    assert order["attribution"]["deal_id"] == deal["id"]
+    assert order["attribution"]["session_id"] == sid
+    assert order["claim"]["pay_by"] == order["pay_before"]
+
+    sold_out = claim(client, deal["id"], buyers[3], "k3")
+    assert sold_out.status_code == 409, sold_out.text
+    assert sold_out.json()["units_left"] == 0
+
+    limit = claim(client, deal["id"], buyers[0], "another-key")
+    assert limit.status_code == 409 and "per buyer" in limit.json()["detail"]
+
+    again = claim(client, deal["id"], buyers[0], "k0")
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == order["id"]
+
+    other = claim(client, deal["id"], buyers[0], "k0", quantity=2)
+    assert other.status_code == 422  # same key, different request
+
+    seen = client.get(f"/live/deals/{deal['id']}").json()
+    assert (seen["units_left"], seen["phase"]) == (0, "open")
+    assert shop.available() == 2  # nothing sold beyond the deal's own units
+
+
+def test_an_unpaid_claim_lapses_and_its_unit_returns_to_the_deal(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    deal = open_deal(client, shop, live_session(client, shop), quantity=1, duration_seconds=600)
+    clock.advance(11)
+    first, second = sign_up(client, "a"), sign_up(client, "b")
+    assert claim(client, deal["id"], first, "a1").status_code == 201
+    assert claim(client, deal["id"], second, "b1").status_code == 409
+    clock.advance(120 + 30)  # the payment window, then the settlement grace
+    assert client.get(f"/live/deals/{deal['id']}").json()["units_left"] == 1
+    r = claim(client, deal["id"], second, "b2")
+    assert r.status_code == 201, r.text
+
+
+def test_a_paid_claim_takes_its_unit_from_the_deal_for_good(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    deal = open_deal(client, shop, live_session(client, shop), quantity=2)
+    clock.advance(11)
+    buyer = sign_up(client)
+    order = claim(client, deal["id"], buyer, "pay-me").json()
+    r = client.post(
+        f"/orders/{order['id']}/mark-paid",
+        headers=ADMIN,
+        json={"payment_ref": "test-pay-1", "amount_fen": order["total_fen"]},
+    )
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 10
+    while client.get(f"/live/deals/{deal['id']}").json()["units_paid"] != 1:
+        assert time.monotonic() < deadline, "the deal never heard of the payment"
+        time.sleep(0.05)
+    clock.advance(3600)  # long after every deadline: the paid unit is still sold
+    seen = client.get(f"/live/deals/{deal['id']}").json()
+    assert (seen["units_paid"], seen["units_left"], seen["phase"]) == (1, 1, "closed")
+    stock = client.get(f"/products/{shop.product}/stock", headers=shop.headers).json()
+    assert stock["available"] == 4  # the deal's hold lapsed; the paid unit stays reserved
+
+
+def test_cancelling_a_claimed_order_returns_the_unit_at_once(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    deal = open_deal(client, shop, live_session(client, shop), quantity=1)
+    clock.advance(11)
+    buyer = sign_up(client)
+    order = claim(client, deal["id"], buyer, "c1").json()
+    r = client.post(f"/orders/{order['id']}/cancel", headers=buyer, json={"reason": "oops"})
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 10
+    while client.get(f"/live/deals/{deal['id']}").json()["units_left"] != 1:
+        assert time.monotonic() < deadline, "the cancelled claim's unit never came back"
+        time.sleep(0.05)
+
+
+def test_a_deal_needs_the_stock_and_a_live_session_it_names(client: TestClient) -> None:
+    shop = Shop(client, bonded=2, direct=0)
+    sid = live_session(client, shop)
+    too_many = client.post(
+        f"/live/sessions/{sid}/deals", headers=shop.headers, json=deal_terms(shop, quantity=3)
+    )
+    assert too_many.status_code == 409 and too_many.headers["content-type"] == PROBLEM
+    assert shop.available() == 2  # nothing half-written
+    for field, value in [("countdown_seconds", 5), ("duration_seconds", 5), ("price_fen", 0)]:
+        r = client.post(
+            f"/live/sessions/{sid}/deals",
+            headers=shop.headers,
+            json=deal_terms(shop, **{field: value}),
+        )
+        assert r.status_code == 422 and r.json()["field"] == field, r.text
+    stranger = Shop(client, name="Other", bonded=0, direct=0)
+    r = client.post(f"/live/sessions/{sid}/deals", headers=stranger.headers, json=deal_terms(shop))
+    assert r.status_code == 404
+    assert client.get(f"/live/sessions/{sid}/deals").json()["items"] == []
+
+
+def test_claims_refuse_bad_requests_with_problems(client: TestClient, clock: Clock) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    deal = open_deal(client, shop, live_session(client, shop))
+    clock.advance(11)
+    buyer = sign_up(client)
+    url = f"/live/deals/{deal['id']}/claims"
+    body = {"identity": {"name": "王小红", "resident_id": VALID_ID}, "address": ADDRESS}
+    cases = [
+        (client.post(url, headers=buyer, json=body), 422),  # no Idempotency-Key
+        (client.post(url, headers=buyer | {"Idempotency-Key": "x"}, content=b"{"), 400),
+        (
+            claim(client, deal["id"], buyer, "bad-id", identity={"name": "王", "resident_id": "1"}),
+            422,
+        ),
+        (claim(client, deal["id"], buyer, "q", quantity=0), 422),
+        (claim(client, "not-a-uuid", buyer, "u"), 404),
+        (claim(client, "00000000-0000-0000-0000-000000000001", buyer, "n"), 404),
+        (claim(client, deal["id"], shop.headers, "m"), 403),
+    ]
+    for response, status in cases:
+        assert response.status_code == status, response.text
+        assert response.headers["content-type"] == PROBLEM
+    assert client.get(f"/live/deals/{deal['id']}").json()["units_left"] == 3
+
+
+def test_moderators_open_deals_and_issue_coupons(client: TestClient) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    sid = live_session(client, shop)
+    signed_up = client.post("/buyers", json={"display_name": "mod"}).json()
+    mod, mod_id = {"Authorization": f"Bearer {signed_up['token']}"}, signed_up["id"]
+    body = {"quantity": 100, "per_buyer_limit": 1, "percent_off": 10}
+    assert client.post(f"/live/sessions/{sid}/coupons", headers=mod, json=body).status_code == 404
+    r = client.put(f"/live/sessions/{sid}/moderators/{mod_id}", headers=shop.headers)
+    assert r.status_code == 200 and r.json()["moderators"] == [mod_id]
+    r = client.post(f"/live/sessions/{sid}/coupons", headers=mod, json=body)
+    assert r.status_code == 201 and r.json()["percent_off"] == 10
+    both = body | {"amount_fen": 500}
+    bad = client.post(f"/live/sessions/{sid}/coupons", headers=mod, json=both)
+    assert bad.status_code == 422 and bad.headers["content-type"] == PROBLEM
+    r = client.post(f"/live/sessions/{sid}/deals", headers=mod, json=deal_terms(shop))
+    assert r.status_code == 201, r.text
+    assert client.get(f"/live/sessions/{sid}").json()["coupons"][0]["percent_off"] == 10
