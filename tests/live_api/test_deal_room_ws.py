@@ -1,0 +1,151 @@
+"""A deal as viewers see it in the room, over a real uvicorn server and the websockets client:
+opened (reliable), in the snapshot of a late joiner, units left (coalesced), purchases as social
+proof, sold out and closed (reliable), every reliable event in seq order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.integration.conftest import ADDRESS, ADMIN, VALID_ID, bearer
+from tests.servers import ApiServer, settings_env
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ApiServer]:
+    env = settings_env(None, tmp_path / "var") | {"REDCART_PAYMENTS": "off"}
+    api = ApiServer(env, tmp_path / "api.log")
+    try:
+        yield api.wait_ready()
+    finally:
+        api.stop()
+
+
+class Viewer:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws, self.buffer, self.seqs = ws, [], []  # type: ignore[var-annotated]
+
+    async def next(self, *types: str, timeout: float = 15) -> dict[str, Any]:
+        while True:
+            while self.buffer:
+                message = self.buffer.pop(0)
+                if "seq" in message and message["type"] != "snapshot" and "epoch" in message:
+                    self.seqs.append(message["seq"])
+                if message["type"] in types:
+                    return message
+            frame = await asyncio.wait_for(self.ws.recv(), timeout)
+            self.buffer.extend(json.loads(line) for line in str(frame).split("\n"))
+
+
+async def _seed(http: httpx.AsyncClient) -> tuple[dict, str, str]:
+    r = await http.post(
+        "/admin/merchants",
+        headers=ADMIN,
+        json={"name": "Seoul", "home_country": "KR", "settlement_currency": "KRW"},
+    )
+    host = bearer(r.json()["api_key"])
+    wh = (
+        await http.post(
+            "/warehouses",
+            headers=host,
+            json={"name": "Ningbo", "kind": "bonded", "country": "CN", "address": "Meishan"},
+        )
+    ).json()["id"]
+    product = (
+        await http.post(
+            "/products",
+            headers=host,
+            json={
+                "sku": "CUSHION",
+                "title": "气垫 cushion",
+                "brand": "B",
+                "origin_country": "KR",
+                "hs_code": "3304990099",
+                "category": "beauty",
+                "list_price_minor": 20000,
+                "weight_grams": 90,
+            },
+        )
+    ).json()["id"]
+    r = await http.post(
+        f"/products/{product}/stock/{wh}/receipts", headers=host, json={"quantity": 5}
+    )
+    assert r.status_code == 201, r.text
+    starts = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    sid = (
+        await http.post("/live/sessions", headers=host, json={"title": "Go", "starts_at": starts})
+    ).json()["id"]
+    assert (await http.post(f"/live/sessions/{sid}/start", headers=host)).status_code == 200
+    return host, sid, wh
+
+
+async def _scenario(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+        host, sid, wh = await _seed(http)
+        ws_url = url.replace("http://", "ws://") + f"/live/{sid}/ws"
+        async with connect(ws_url) as early_ws:
+            early = Viewer(early_ws)
+            await early.next("snapshot")
+            r = await http.post(
+                f"/live/sessions/{sid}/deals",
+                headers=host,
+                json={
+                    "sku": "CUSHION",
+                    "warehouse_id": wh,
+                    "price_fen": 9900,
+                    "quantity": 2,
+                    "per_buyer_limit": 1,
+                    "countdown_seconds": 10,
+                    "duration_seconds": 120,
+                },
+            )
+            assert r.status_code == 201, r.text
+            deal = r.json()
+            opened = await early.next("deal.opened")
+            assert opened["data"]["id"] == deal["id"] and opened["data"]["units_left"] == 2
+
+            async with connect(ws_url) as late_ws:
+                snapshot = await Viewer(late_ws).next("snapshot")
+                (listed,) = snapshot["data"]["deals"]
+                assert (listed["id"], listed["phase"]) == (deal["id"], "counting_down")
+
+            opens = datetime.fromisoformat(deal["opens_at"])
+            await asyncio.sleep((opens - datetime.now(UTC)).total_seconds() + 0.2)
+            for i in range(2):
+                buyer = (await http.post("/buyers", json={"display_name": f"b{i}"})).json()
+                r = await http.post(
+                    f"/live/deals/{deal['id']}/claims",
+                    headers=bearer(buyer["token"]) | {"Idempotency-Key": f"k{i}"},
+                    json={
+                        "identity": {"name": "王小红", "resident_id": VALID_ID},
+                        "address": ADDRESS,
+                    },
+                )
+                assert r.status_code == 201, r.text
+
+            sold_out = await early.next("deal.sold_out")
+            assert sold_out["data"]["units_left"] == 0
+            units = await early.next("deal.units_left")
+            assert units["data"] == {"deal_id": deal["id"], "units_left": 0}
+            bought = await early.next("deal.bought")
+            assert bought["data"]["units"] == 2 and len(bought["data"]["buyers"]) == 2
+            assert all("王" in name and "小红" not in name for name in bought["data"]["buyers"])
+
+            r = await http.post(f"/live/deals/{deal['id']}/close", headers=host)
+            assert r.status_code == 200, r.text
+            closed = await early.next("deal.closed")
+            assert closed["data"]["phase"] == "closed"
+            assert early.seqs == sorted(early.seqs)
+            assert early.seqs == list(range(early.seqs[0], early.seqs[0] + len(early.seqs)))
+
+
+def test_viewers_follow_a_deal_from_opening_to_sell_out(server: ApiServer) -> None:
+    asyncio.run(_scenario(server.url))
