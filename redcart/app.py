@@ -86,6 +86,7 @@ def create_app(
             live.engine.ownership.self_url = await listener.start()
         live.deal_room.start()
         settling = asyncio.create_task(settlement.run_forever())
+        audience = asyncio.create_task(live.count_audiences_forever())
         if settings.projections == "inprocess":
             runtime.lists.start()
         sweeper = asyncio.create_task(sweep_forever(runtime, settings.sweep_interval_seconds))
@@ -96,6 +97,7 @@ def create_app(
             sweeper.cancel()
             manager.cancel()
             settling.cancel()
+            audience.cancel()
             await live.deal_room.stop()
             if listener is not None:
                 await listener.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 import threading
 from collections.abc import Callable
@@ -19,6 +21,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from commerce.api.runtime import CommerceRuntime
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.services.access import MERCHANT
+from livestream.api import usecases
 from livestream.api.deal_room import DealRoom
 from livestream.api.usecases import session_view
 from livestream.application import Livestream
@@ -166,6 +169,35 @@ class LivestreamRuntime:
                 views.append(view)
         views.sort(key=lambda v: (v["opens_at"], v["id"]))
         return views
+
+    async def count_audiences_forever(self, every: float = 10.0, sample: float = 1.0) -> None:
+        """Sample this process's viewers each second; record each live room's audience about
+        every 10 s (livestream.LiveSession.AudienceCounted) for the live analytics."""
+        peaks: dict[UUID, int] = {}
+        ticks = 0
+        while True:
+            await asyncio.sleep(sample)
+            ticks += 1
+            states = await sync_to_thread(self.index.catch_up)
+            for session_id, state in states.items():
+                if state == LIVE:
+                    viewers = self.hub.viewer_count(str(session_id))
+                    peaks[session_id] = max(peaks.get(session_id, 0), viewers)
+            if ticks * sample < every:
+                continue
+            ticks = 0
+            for session_id, peak in list(peaks.items()):
+                viewers = self.hub.viewer_count(str(session_id))
+                room = self.hub._rooms.get(str(session_id))
+                likes = 0 if room is None else room.likes_total
+                if peak or likes:
+                    counts = (viewers, max(peak, viewers), likes)
+                    with contextlib.suppress(Exception):
+                        await self.writer.submit(
+                            usecases.count_audience, self.clock, session_id, counts,
+                            self.hub.instance_id,
+                        )  # fmt: skip
+            peaks.clear()
 
     async def list(self, state: str, limit: int) -> list[dict[str, Any]]:
         states = await sync_to_thread(self.index.catch_up)

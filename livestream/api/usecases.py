@@ -160,3 +160,11 @@ def unpin(
     session = run_by(uow, session_id, principal)
     session.unpin(product_id, clock())
     return session_view(session)
+
+
+def count_audience(
+    uow: UnitOfWork, clock: Clock, session_id: UUID, counts: tuple[int, int, int], instance: str
+) -> None:
+    session = uow.get(session_id, LiveSession)
+    if session is not None and session.status == LIVE:
+        session.count_audience(*counts, clock(), instance)

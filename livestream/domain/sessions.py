@@ -71,6 +71,7 @@ class LiveSession(Aggregate):
         self.pinned: dict[UUID, int] = {}  # product id -> index of its open span in pins
         self.coupons: dict[UUID, Coupon] = {}
         self.moderator_ids: set[UUID] = set()
+        self.peak_viewers = 0  # the highest audience sample of any one process
         self.last_at = scheduled_at  # time of the latest fact: later commands may not precede it
 
     @classmethod
@@ -175,6 +176,20 @@ class LiveSession(Aggregate):
         if user_id in self.moderator_ids:
             self._moderator_removed(user_id, now)
 
+    def count_audience(
+        self, viewers: int, peak_viewers: int, likes: int, now: datetime, instance: str = ""
+    ) -> None:
+        """A sample of the room's audience (viewer counts are coalesced in the room hub, never
+        one event per viewer). `instance` names the API process that counted its own sockets:
+        across processes, the figures of the latest sample of each instance add up."""
+        if self.status != LIVE:
+            raise InvalidTransition(f"the session is {self.status}, not live")
+        if min(viewers, peak_viewers, likes) < 0 or peak_viewers < viewers:
+            raise InvalidInput(
+                "counts must be non-negative, peak at least current", field="viewers"
+            )
+        self._audience_counted(viewers, peak_viewers, likes, now, instance)
+
     def end(self, now: datetime) -> None:
         self._require_live(now)
         self._ended(now)
@@ -243,6 +258,14 @@ class LiveSession(Aggregate):
     def _moderator_removed(self, user_id: UUID, at: datetime) -> None:
         self.last_at = at
         self.moderator_ids.discard(user_id)
+
+    @event("AudienceCounted", topic="livestream.LiveSession.AudienceCounted")
+    def _audience_counted(
+        self, viewers: int, peak_viewers: int, likes: int, at: datetime, instance: str
+    ) -> None:
+        """Not a stage fact: it does not move `last_at`, as samples from other processes may
+        carry slightly earlier clocks."""
+        self.peak_viewers = max(self.peak_viewers, peak_viewers)
 
     @event("Ended", topic="livestream.LiveSession.Ended")
     def _ended(self, at: datetime) -> None:

@@ -241,3 +241,22 @@ def test_a_session_read_back_from_its_events_has_the_same_state() -> None:
         session.moderator_ids,
         session.pinned,
     )
+
+
+def test_audience_samples_are_recorded_only_while_live_and_keep_the_peak() -> None:
+    session = LiveSession.schedule(
+        host_merchant_id=uuid4(), title="show", starts_at=T0 + timedelta(hours=1), now=T0
+    )
+    with pytest.raises(InvalidTransition):
+        session.count_audience(3, 3, 0, T0)
+    session.start(T0 + timedelta(hours=1))
+    session.count_audience(120, 150, 40, T0 + timedelta(hours=1, minutes=1), "a1")
+    session.count_audience(80, 90, 60, T0 + timedelta(hours=1, minutes=2), "a1")
+    with pytest.raises(InvalidInput):
+        session.count_audience(10, 5, 0, T0 + timedelta(hours=1, minutes=3))
+    assert session.peak_viewers == 150
+    counted = [e for e in session.collect_events() if type(e).__name__ == "AudienceCounted"]
+    assert [(e.viewers, e.peak_viewers, e.likes, e.instance) for e in counted] == [
+        (120, 150, 40, "a1"),
+        (80, 90, 60, "a1"),
+    ]
