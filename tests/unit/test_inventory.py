@@ -590,3 +590,30 @@ StockUnderAnyCommands.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_stock_under_any_sequence_of_commands = StockUnderAnyCommands.TestCase
+
+
+def test_a_deal_hold_gives_its_units_to_paid_orders_and_never_more_than_it_holds() -> None:
+    stock, deal, until = given_stock(10), uuid4(), T0 + timedelta(hours=1)
+    stock.reserve(deal, 3, until, T0)
+    first, second, third = uuid4(), uuid4(), uuid4()
+    stock.draw(deal, first, 2, T0)
+    stock.draw(deal, first, 2, T0)  # the same order drawn twice is drawn once
+    assert stock.reservations[deal] == (1, until) and stock.reservations[first] == (2, None)
+    with pytest.raises(OutOfStock):
+        stock.draw(deal, second, 2, T0)
+    stock.draw(deal, second, 1, T0)
+    assert deal not in stock.reservations  # emptied
+    with pytest.raises(InvalidTransition):
+        stock.draw(deal, third, 1, T0)
+    assert (stock.on_hand, stock.available(until + TTL)) == (10, 7)  # drawn units stay held
+    stock.commit(first, T0)  # and ship like any order's
+    assert stock.on_hand == 8
+
+
+def test_a_lapsed_deal_hold_gives_nothing_and_its_units_are_back_in_stock() -> None:
+    stock, deal, until = given_stock(10), uuid4(), T0 + timedelta(hours=1)
+    stock.reserve(deal, 3, until, T0)
+    assert stock.available(T0) == 7
+    with pytest.raises(InvalidTransition):
+        stock.draw(deal, uuid4(), 1, until)
+    assert stock.available(until) == 10
