@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from commerce import credentials
 from commerce.domain import ids
@@ -96,7 +97,8 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
         already = runtime.app.repository.__contains__(first)
         if already and once:
             order_id = _place_demo_order(writer, cfg, runtime.vault)
-            return {"demo": "already loaded", **_summary(runtime, settings, order_id)}
+            live = _open_demo_live(settings, runtime)
+            return {"demo": "already loaded", **_summary(runtime, settings, order_id, live)}
         for rate in (("JPY", "0.0478"), ("KRW", "0.0052"), ("USD", "7.12")):
             writer.execute(catalog.set_fx_rate, cfg, rate[0], Decimal(rate[1]), "demo")
         for n, (name, country, currency, (wname, kind, wcountry, addr)) in enumerate(MERCHANTS):
@@ -146,7 +148,8 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
                     writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(overseas["id"]), 200)
         writer.execute(catalog.sign_up_buyer, cfg, _key(admin, "buyer"), "小红 (demo)")
         order_id = _place_demo_order(writer, cfg, runtime.vault)
-        return {"demo": "loaded", **_summary(runtime, settings, order_id)}
+        live = _open_demo_live(settings, runtime)
+        return {"demo": "loaded", **_summary(runtime, settings, order_id, live)}
     finally:
         writer.stop()
         runtime.store.close()
@@ -173,11 +176,67 @@ def _place_demo_order(writer, cfg, vault) -> UUID:  # type: ignore[no-untyped-de
     return UUID(answer.body["id"])
 
 
+def _open_demo_live(settings: Settings, runtime) -> dict:  # type: ignore[no-untyped-def]
+    """A live session on air with a flash deal, fresh on every start: the deal counts down
+    for 30 s, then sells up to 30 cushions at 99 CNY for 20 minutes."""
+    from datetime import timedelta
+
+    from commerce.services import deal_orders
+    from livestream.api import usecases
+    from livestream.engine import commands
+    from redcart.wiring import build_livestream
+
+    live = build_livestream(settings, runtime)
+    writer, clock = live.writer.start(), live.clock
+    admin = Principal("admin").name
+    host = ids.keyed_id("merchant", admin, "demo:merchant:1")
+    try:
+        session = writer.execute(
+            usecases.schedule, clock, host, "首尔直播 Seoul Glow live: 气垫 flash deal",
+            clock() + timedelta(seconds=5), None,
+        )  # fmt: skip
+        sid = UUID(session["id"])
+        writer.execute(usecases.start, clock, host, sid)
+        cushion = ids.product_id(host, "SG-CUSH-01")
+        writer.execute(usecases.pin, clock, Principal("merchant", host), sid, cushion)
+        merchant = runtime.app.repository.get(host)
+        stocks = [
+            runtime.app.repository.get(ids.stock_id(cushion, w)) for w in merchant.warehouse_ids
+        ]
+        best = max(stocks, key=lambda stock: stock.available(clock()))  # earlier runs hold some
+        bonded, units = best.warehouse_id, min(30, best.available(clock()))
+        terms = {
+            "sku": "SG-CUSH-01",
+            "price_fen": 9900,
+            "quantity": units,
+            "per_buyer_limit": 2,
+            "countdown_seconds": 30,
+            "duration_seconds": 20 * 60,
+            "payment_window_seconds": 15 * 60,
+        }
+        deal_id = uuid4()
+        until = clock() + timedelta(seconds=30 + 20 * 60 + 15 * 60 + 120)
+        runtime.writer.execute(
+            deal_orders.set_aside, runtime.cfg, host, "SG-CUSH-01", bonded, deal_id, units, until
+        )
+        fields = terms | {
+            "warehouse_id": bonded,
+            "session_id": sid,
+            "merchant_id": host,
+            "settle_grace_seconds": settings.settle_grace_seconds,
+        }
+        writer.execute(commands.open_deal, clock, deal_id, fields)
+        return {"session_id": str(sid), "deal_id": str(deal_id)}
+    finally:
+        writer.stop()
+        live.app.close()
+
+
 def _key(principal: Principal, key: str) -> Idempotency:
     return Idempotency(principal.name, f"demo:{key}", f"demo:{key}")
 
 
-def _summary(runtime, settings: Settings, order_id: UUID) -> dict:  # type: ignore[no-untyped-def]
+def _summary(runtime, settings: Settings, order_id: UUID, live: dict) -> dict:  # type: ignore[no-untyped-def]
     secret = runtime.cfg.secret_key
     admin = Principal("admin").name
     merchants = []
@@ -195,12 +254,20 @@ def _summary(runtime, settings: Settings, order_id: UUID) -> dict:  # type: igno
     buyer_id = ids.keyed_id("buyer", admin, "demo:buyer")
     base = f"http://{settings.host}:{settings.port}"
     buyer_token = credentials.issue(credentials.BUYER_PREFIX, buyer_id, secret)
+    claim_body = {"identity": {"name": "王小红", "resident_id": DEMO_ID}, "address": ADDRESS}
     return {
         "admin_key": settings.admin_key,
         "merchants": merchants,
         "buyer": {"id": str(buyer_id), "token": buyer_token},
         "demo_order": str(order_id),
+        "live": live,
         "try": [
+            f"websocat ws://{settings.host}:{settings.port}/live/{live['session_id']}/ws"
+            "   # the live room: snapshot, then deal events (any websocket client)",
+            f"curl -X POST -H 'Authorization: Bearer {buyer_token}' -H 'Idempotency-Key: "
+            f"claim-{live['deal_id'][:8]}' -H 'Content-Type: application/json' -d "
+            f"'{json.dumps(claim_body, ensure_ascii=False)}' {base}/live/deals/"
+            f"{live['deal_id']}/claims   # after the 30 s countdown",
             f"curl -H 'Authorization: Bearer {buyer_token}' {base}/orders/{order_id}",
             f"curl -X POST -H 'Authorization: Bearer {buyer_token}' -H 'Content-Type: "
             f'application/json\' -d \'{{"provider": "alipay"}}\' {base}/orders/{order_id}'
