@@ -2,9 +2,10 @@
 
 The hub never applies a change directly; it publishes a ``BackplaneMessage`` and applies what the
 backplane delivers, including its own messages. With ``InMemoryBackplane`` that is a synchronous
-loop-back (one process). A PostgreSQL LISTEN/NOTIFY implementation can later deliver the same
-messages to every process; each process then sequences reliable events itself, so each process
-has its own epoch per room and a client that reconnects to another process gets a snapshot.
+loop-back (one process). ``PgBackplane`` (pg_backplane.py, PostgreSQL LISTEN/NOTIFY) delivers the
+same messages to every process; each process then sequences reliable events itself, so each
+process has its own epoch per room and a client that reconnects to another process gets a
+snapshot.
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ import msgspec
 
 class BackplaneMessage(msgspec.Struct, frozen=True):
     """One room change. ``kind`` is one of: event, units_left, likes, chat, chat.delete, mute,
-    unmute, banned_words, room.closed. ``data`` is JSON-serialisable so it can cross processes.
+    unmute, banned_words, room.closed, or ``RESYNC``. ``data`` is JSON-serialisable so it can
+    cross processes.
     """
 
     room_id: str
     kind: str
     data: dict[str, Any]
 
+
+RESYNC = "backplane.resync"
+"""Kind of a message a backplane delivers locally (never publishes) when messages may have been
+lost, e.g. after its listening connection dropped; ``room_id`` is ``""`` and ``data`` has a
+``reason``. The hub then starts a new epoch in every room so viewers re-snapshot."""
 
 BackplaneHandler = Callable[[BackplaneMessage], None]
 

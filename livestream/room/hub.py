@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backplane import Backplane, BackplaneMessage, InMemoryBackplane
+from .backplane import RESYNC, Backplane, BackplaneMessage, InMemoryBackplane
 from .chat import ChatLimits, ChatRoom
 from .connection import Connection, FrameSink, OutboxLimits
 from .interactions import RoomInteractions
@@ -132,6 +132,9 @@ class RoomHub(RoomInteractions):
     def _apply(self, message: BackplaneMessage) -> None:
         """Apply one change to local state; runs for messages from this and other processes."""
         kind, data = message.kind, message.data
+        if kind == RESYNC:
+            self._resync(data.get("reason", "room state resynchronised; reconnect"))
+            return
         if kind == "room.closed":
             room = self._rooms.pop(message.room_id, None)
             if room is not None:
@@ -161,6 +164,18 @@ class RoomHub(RoomInteractions):
             room.chat.update_banned_words(data["add"], data["remove"])
         else:
             log.warning("unknown backplane message kind %r", kind)
+
+    def _resync(self, reason: str) -> None:
+        """The backplane may have lost messages: give every room a new epoch and close its
+        viewers with 1012, so they reconnect, see ``epoch_changed`` and get a snapshot instead
+        of a stream with a silent hole. Chat moderation state and coalesced values are kept."""
+        cfg = self.config
+        for room in self._rooms.values():
+            # nothing stamped with the old epoch may follow the reset
+            room.flush_reliable(force=True)
+            room.ring = ReliableRing(secrets.token_hex(4), cfg.ring_capacity, cfg.max_replay)
+            room.flushed_seq = 0
+            room.close_all(CloseCode.SERVICE_RESTART, reason)
 
     @staticmethod
     def _tell_user(room: Room, user_id: str, text: str) -> None:
