@@ -67,6 +67,10 @@ def _run_uvicorn(host: str, port: int, workers: int) -> None:
         workers=workers,
         loop="uvloop",
         http="httptools",
+        # the room hub writes prebuilt frames straight to this transport (livestream/room/
+        # routes.py); per-message deflate would cost more CPU per viewer than it saves
+        ws="websockets-sansio",
+        ws_per_message_deflate=False,
         log_level="info",
         access_log=False,
     )
@@ -137,14 +141,84 @@ def worker() -> None:
 
 
 @worker.command("projections")
-def worker_projections() -> None:
-    """Keep the read models current (use with REDCART_PROJECTIONS=worker on the API)."""
+@click.option("--view", "views", multiple=True, help="Run only this read model (repeatable).")
+@click.option("--inline", is_flag=True, help="All read models in this one process.")
+def worker_projections(views: tuple[str, ...], inline: bool) -> None:
+    """Keep the read models current (use with REDCART_PROJECTIONS=worker on the API).
+
+    On PostgreSQL: one process per read model, each restarted if it exits."""
     import logging
 
     from redcart.wiring import projection_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    projection_worker(Settings.from_env())
+    projection_worker(Settings.from_env(), list(views) or None, inline=inline)
+
+
+@main.group()
+def projections() -> None:
+    """Read models: where each stands, and blue/green rebuilds."""
+
+
+@projections.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON only.")
+def projections_status(as_json: bool) -> None:
+    """Each projection's generation, tracking position, head of its log and lag."""
+    from redcart.wiring import projection_status
+
+    rows = projection_status(Settings.from_env())
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("read model", "projection", "log", "gen", "state", "position", "head",
+                  "lag (events)", "lag (s)")  # fmt: skip
+    for r in rows:
+        cells = (r["view"], r["projection"], r["source"], r["generation"], r["state"],
+                 r["position"], r["head"], r["lag_events"], r["lag_seconds"])  # fmt: skip
+        table.add_row(*("-" if c is None else str(c) for c in cells))
+    Console().print(table)
+
+
+@projections.command("rebuild")
+@click.argument("name")
+@click.option("--restart", is_flag=True, help="Discard a half-built generation; start over.")
+@click.option(
+    "--grace",
+    default=3.0,
+    show_default=True,
+    help="Seconds the old generation stays after the switch, for readers still on it.",
+)
+def projections_rebuild(name: str, restart: bool, grace: float) -> None:
+    """Rebuild read model NAME under a new generation from the event logs, then switch reads.
+
+    The current generation keeps serving (and being updated) until the new one has caught up;
+    an interrupted rebuild resumes where it stopped when run again."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from projections import registry
+    from redcart.wiring import rebuild_projection
+
+    try:
+        registry.find(name)
+    except KeyError as exc:
+        raise click.UsageError(str(exc.args[0])) from None
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(f"rebuilding {name}", total=None)
+        result = rebuild_projection(
+            Settings.from_env(),
+            name,
+            restart=restart,
+            grace_seconds=grace,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    click.echo(
+        f"{name}: generation {result['generation']} serves reads (was {result['from_generation']});"
+        f" {result['events_applied']} events in {result['seconds']}s"
+    )
 
 
 @main.command()

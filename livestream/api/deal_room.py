@@ -50,6 +50,7 @@ class DealRoom:
         self.open_deals = open_deals
         self._pending: dict[str, _Pending] = {}
         self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
 
     # -- feeding -------------------------------------------------------------------------------
     async def opened(self, deal: dict[str, Any]) -> None:
@@ -67,8 +68,12 @@ class DealRoom:
         entry.bought += quantity
         if len(entry.names) < MAX_NAMES:
             entry.names.append(buyer_label)
-        if deal["units_left"] == 0:
-            await self.hub.publish(deal["session_id"], RoomEvent("deal.sold_out", deal))
+        if deal["units_left"] == 0:  # told at once, but the buyer's answer does not wait for it
+            task = asyncio.create_task(
+                self.hub.publish(deal["session_id"], RoomEvent("deal.sold_out", deal))
+            )
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _entry(self, deal: dict[str, Any]) -> _Pending:
         entry = self._pending.get(deal["id"])
@@ -131,7 +136,7 @@ class DealRoom:
         time is up, and tell the room. Counts never wait for this: they are read-time facts."""
         await asyncio.to_thread(self.engine.ownership.check)
         for deal_id in self.open_deals():
-            if not await asyncio.to_thread(self.engine.ownership.acquire, deal_id):
+            if not await self.engine.acquire(deal_id):
                 continue
             try:
                 result = await self.engine.local(deal_id, "tick", {})

@@ -123,6 +123,8 @@ class LivestreamRuntime:
         self.clock = clock
         self.engine = engine
         self.settle_grace_seconds = settle_grace_seconds
+        self.claims_in_flight = 0
+        self.backplane = backplane
         self.hub = RoomHub(self.snapshot, backplane=backplane)
         self.index = SessionIndex(self.app)
         self.deal_room = DealRoom(self.hub, engine, self.index.deals)

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commerce.domain.errors import Conflict, InvalidTransition, NotFound
+from commerce.domain.errors import Conflict, InvalidTransition, NotFound, OutOfStock
 from commerce.platform.unit_of_work import UnitOfWork
 from livestream.domain.deals import OPEN, FlashDeal
 
@@ -40,6 +40,11 @@ def deal_view(deal: FlashDeal, now: datetime) -> dict[str, Any]:
         "closed_at": None if deal.closed_at is None else deal.closed_at.isoformat(),
         "close_reason": deal.close_reason,
     }
+
+
+def next_release(deal: FlashDeal, now: datetime) -> datetime | None:
+    """The earliest moment a unit held by an unpaid claim could come back to the deal."""
+    return next((until for until, _ in deal.claims._deadlines if until > now), None)
 
 
 def _deal(uow: UnitOfWork, deal_id: UUID) -> FlashDeal:
@@ -70,7 +75,12 @@ def claim(
             raise InvalidTransition("this claim lapsed or was released before its order")
         pay_by = held[1] or now
         return _claimed(deal, now, claim_id, held[0], pay_by, pay_by - deal.settle_grace, False)
-    decision = deal.claim(claim_id, buyer_id, quantity, now)
+    try:
+        decision = deal.claim(claim_id, buyer_id, quantity, now)
+    except OutOfStock as exc:  # tell the owner until when no unit can come back
+        release = next_release(deal, now)
+        exc.extra["until"] = None if release is None else release.isoformat()
+        raise
     order_pay_by = decision.order_pay_by or decision.pay_by
     return _claimed(deal, now, claim_id, quantity, decision.pay_by, order_pay_by, True)
 

@@ -14,7 +14,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -72,11 +72,17 @@ class DealEngine:
         self.ownership = ownership
         self._key = hashlib.sha256(b"deal-forwarding:" + secret).digest()
         self._http: httpx.AsyncClient | None = None
+        # what the owner learnt from its own answers, to refuse without a trip to the writer
+        self._sold_out: dict[UUID, datetime] = {}
+        self._at_limit: dict[tuple[UUID, UUID], dict[str, Any]] = {}
+        self._known_claims: set[UUID] = set()
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
+        if op == "claim":
+            self._refuse_fast(deal_id, args["buyer_id"], args["claim_id"])
         for attempt in range(ATTEMPTS):
-            if await self._acquire(deal_id):
+            if await self.acquire(deal_id):
                 return await self.local(deal_id, op, args)
             url = await sync_to_thread(self.ownership.owner_url, deal_id)
             if url is not None:
@@ -87,13 +93,58 @@ class DealEngine:
             await asyncio.sleep(0.02 * 2**attempt)
         raise WriterUnavailable("the flash deal's owner did not answer; try again")
 
-    async def _acquire(self, deal_id: UUID) -> bool:
+    async def acquire(self, deal_id: UUID) -> bool:
+        """Own the deal if nobody does (True if this process owns it now)."""
         if deal_id in self.ownership.owned():
             return True
-        return await sync_to_thread(self.ownership.acquire, deal_id)
+        if not await sync_to_thread(self.ownership.acquire, deal_id):
+            return False
+        self._forget(deal_id)  # others may have owned it meanwhile: learn afresh
+        return True
+
+    def _forget(self, deal_id: UUID) -> None:
+        self._sold_out.pop(deal_id, None)
+        self._at_limit = {k: v for k, v in self._at_limit.items() if k[0] != deal_id}
 
     async def local(self, deal_id: UUID, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        return await self.writer.submit(_call, COMMANDS[op], self.clock, deal_id, args)
+        try:
+            result = await self.writer.submit(_call, COMMANDS[op], self.clock, deal_id, args)
+        except errors.OutOfStock as exc:
+            if op == "claim" and exc.extra.get("units_left") == 0:
+                until = exc.extra.get("until")
+                forever = datetime.max.replace(tzinfo=UTC)
+                self._sold_out[deal_id] = datetime.fromisoformat(until) if until else forever
+            raise
+        if op in ("release", "tick", "pay") or (op == "claim" and result["deal"]["units_left"]):
+            self._sold_out.pop(deal_id, None)  # units may be back
+        if op == "claim" and result["new"]:
+            self._at_limit[(deal_id, args["buyer_id"])] = result
+            self._known_claims.add(args["claim_id"])
+        if op == "release":
+            self._forget(deal_id)
+        return result
+
+    def _refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID) -> None:
+        """The owner refuses on the event loop what it knows it would refuse: a deal sold out
+        until its first unpaid claim could lapse, and a buyer whose one claim holds the deal's
+        per-buyer limit. A retried claim id still goes to the writer, to be answered as before."""
+        if deal_id not in self.ownership.owned() or claim_id in self._known_claims:
+            return
+        held = self._at_limit.get((deal_id, buyer_id))
+        if held is not None:
+            deal, claim = held["deal"], held["claim"]
+            holding = self.clock() < datetime.fromisoformat(claim["held_until"])
+            if holding and claim["quantity"] >= deal["per_buyer_limit"]:
+                raise errors.Conflict(
+                    f"at most {deal['per_buyer_limit']} per buyer; {claim['quantity']} already"
+                    " claimed",
+                    field="quantity",
+                    per_buyer_limit=deal["per_buyer_limit"],
+                    already_claimed=claim["quantity"],
+                )
+        until = self._sold_out.get(deal_id)  # checked second, as the deal itself does
+        if until is not None and self.clock() < until:
+            raise errors.OutOfStock("the deal is sold out", units_left=0)
 
     # -- forwarding ----------------------------------------------------------------------------
     def _sign(self, path: str, body: bytes, stamp: str) -> str:
@@ -140,8 +191,11 @@ class DealEngine:
             return 404, {"error": {"code": "not_found", "detail": "no such deal command"}}
         if deal_id not in self.ownership.owned():
             return 421, {"error": {"code": "not_owner", "detail": "this process does not own it"}}
+        args = _decode(json.loads(body))
         try:
-            result = await self.local(deal_id, op, _decode(json.loads(body)))
+            if op == "claim":
+                self._refuse_fast(deal_id, args["buyer_id"], args["claim_id"])
+            result = await self.local(deal_id, op, args)
         except errors.DomainError as exc:
             extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | float)}
             error = {"code": exc.code, "detail": exc.detail, "field": exc.field, "extra": extra}
