@@ -43,7 +43,8 @@ class OrderController(Controller):
         """Place an order: stock is reserved until `pay_before`, priced in CNY with CBEC tax.
 
         The buyer's real name and resident ID are checked (check digit included) and kept only
-        masked and hashed. Send an `Idempotency-Key` to retry safely.
+        masked and hashed. A `promo_code` of this merchant takes its percent off the goods
+        before tax. Send an `Idempotency-Key` to retry safely.
         """
         identity = ordering.identify(runtime.cfg, data.identity.name, data.identity.resident_id)
         order_id = idempotency.resource_id("order") if idempotency else uuid4()
@@ -59,6 +60,7 @@ class OrderController(Controller):
             None,
             order_id,
             data.payment_provider,
+            data.promo_code,
             probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
         )
         if not result.replayed:

@@ -186,3 +186,112 @@ class OrderPage(Out):
 class Page(Out):
     items: list[dict]
     next_cursor: str | None
+
+
+# -- notes, creators, referrals (commerce.api.social, commerce.api.referrals) -----------------
+class NoteCounts(Out):
+    views: int
+    likes: int
+    saves: int
+    shares: int
+    comments: int
+
+
+class Note(Out):
+    id: str
+    author_id: str
+    title: str
+    body: str
+    image_refs: list[str]
+    product_ids: list[str]
+    hashtags: list[str]
+    counts: NoteCounts
+    posted_at: str | None
+    edited_at: str | None
+    version: int
+
+
+class Engagement(Out):
+    note_id: str
+    counts: NoteCounts
+
+
+class Liked(Engagement):
+    liked: bool
+
+
+class Saved(Engagement):
+    saved: bool
+
+
+class MyEngagement(Out):
+    liked: bool
+    saved: bool
+
+
+class Comment(Out):
+    id: str
+    note_id: str
+    author_id: str
+    text: str
+    at: str | None
+
+
+class CommentPage(Out):
+    items: list[Comment]
+    next_cursor: str | None
+
+
+class Touchpoint(Out):
+    id: str
+    kind: str
+    creator_id: str  # "" when no creator is behind it
+    source_id: str
+    product_id: str | None
+    at: str
+
+
+class CreatorLink(Out):
+    merchant_id: str
+    commission_rate_bp: int
+
+
+class Creator(Out):
+    id: str
+    user_id: str
+    display_name: str
+    identity_registered: bool
+    merchants: list[CreatorLink]
+
+
+class ReferralLink(Out):
+    code: str
+    creator_id: str
+    merchant_id: str
+    product_id: str | None
+    commission_rate_bp: int
+    valid_from: str | None
+    valid_until: str | None
+    revoked_at: str | None
+    usable: bool
+    url: str
+
+
+class PromoCode(Out):
+    code: str
+    creator_id: str
+    merchant_id: str
+    percent_off: int
+    commission_rate_bp: int
+    valid_from: str | None
+    valid_until: str | None
+    revoked_at: str | None
+    usable: bool
+
+
+class Referral(Out):
+    code: str
+    merchant_id: str
+    product_id: str | None
+    creator_id: str
+    touchpoint_id: str | None  # set when a signed-in buyer followed it

@@ -35,6 +35,7 @@ class CommerceRuntime:
     lists: ProjectionRunner
     admin_key: str
     vault: IdentityVault
+    engagement: Any = None  # commerce.services.engagement.EngagementBuffer, once started
     _auth_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
 
     async def read(self, aggregate_id: UUID, kind: type) -> Any | None:

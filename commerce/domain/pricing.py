@@ -205,6 +205,7 @@ class ShipmentQuote:
     freight_fen: int
     tax_fen: int
     total_fen: int
+    discount_fen: int = 0  # taken off the goods by a promo code; goods_fen is after it
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,7 @@ class Quote:
     freight_fen: int
     tax_fen: int
     total_fen: int
+    discount_fen: int = 0  # taken off the goods by a promo code; goods_fen is after it
 
     @property
     def dutiable_fen(self) -> int:
@@ -334,6 +336,7 @@ def _quote_shipment(
     fx_rates: Mapping[str, Decimal],
     rates: FreightRates,
     policy: CbecPolicy,
+    percent_off: int = 0,
 ) -> ShipmentQuote:
     if shipment.mode not in SHIPPING_MODES:
         raise InvalidQuoteInput(f"{field}.mode", f"must be one of {', '.join(SHIPPING_MODES)}")
@@ -342,14 +345,19 @@ def _quote_shipment(
     for index, line in enumerate(shipment.lines):
         _validate_line(line, f"{field}.lines[{index}]")
 
-    goods = [
-        to_cny_fen(
+    exact_goods = [
+        _exact_cny_fen(
             line.unit_price_minor * line.quantity,
             line.currency,
             _rate_for(line.currency, fx_rates),
         )
         for line in shipment.lines
     ]
+    # A discount comes off the goods before tax, each line rounded once from its exact value,
+    # so the tax is assessed on what the buyer actually pays for the goods.
+    kept = Fraction(100 - percent_off, 100)
+    goods = [_round_half_up(exact * kept) for exact in exact_goods]
+    discount = sum(_round_half_up(exact) for exact in exact_goods) - sum(goods)
     weight = sum(line.weight_grams * line.quantity for line in shipment.lines)
     shipment_freight = freight_fen(shipment.mode, weight, rates)
     freights = allocate_pro_rata(shipment_freight, goods)
@@ -377,6 +385,7 @@ def _quote_shipment(
         freight_fen=sum(q.freight_fen for q in line_quotes),
         tax_fen=sum(q.tax_fen for q in line_quotes),
         total_fen=sum(q.total_fen for q in line_quotes),
+        discount_fen=discount,
     )
 
 
@@ -385,16 +394,22 @@ def quote_order(
     fx_rates: Mapping[str, Decimal],
     freight: FreightRates,
     policy: CbecPolicy,
+    *,
+    percent_off: int = 0,
 ) -> Quote:
     """Price an order line by line; every total is the exact sum of the parts below it.
 
     Tax is assessed per line on goods plus that line's share of its shipment's freight, so
-    lines with different tax rates each bear tax on their own freight share.
+    lines with different tax rates each bear tax on their own freight share. `percent_off` (a
+    promo code) comes off the goods before freight shares and tax are worked out.
     """
     if not shipments:
         raise InvalidQuoteInput("shipments", "must not be empty")
+    _require_int(percent_off, "percent_off")
+    if percent_off > 100:
+        raise InvalidQuoteInput("percent_off", "must be at most 100")
     quotes = tuple(
-        _quote_shipment(shipment, f"shipments[{index}]", fx_rates, freight, policy)
+        _quote_shipment(shipment, f"shipments[{index}]", fx_rates, freight, policy, percent_off)
         for index, shipment in enumerate(shipments)
     )
     return Quote(
@@ -403,6 +418,7 @@ def quote_order(
         freight_fen=sum(q.freight_fen for q in quotes),
         tax_fen=sum(q.tax_fen for q in quotes),
         total_fen=sum(q.total_fen for q in quotes),
+        discount_fen=sum(q.discount_fen for q in quotes),
     )
 
 

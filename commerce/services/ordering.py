@@ -32,6 +32,7 @@ from commerce.domain.pricing import (
     quote_order,
 )
 from commerce.platform.unit_of_work import UnitOfWork
+from commerce.services import referrals
 from commerce.services.catalog import get_merchant
 from commerce.services.idempotency import Answer, Idempotency
 
@@ -80,14 +81,19 @@ def place_order(
     attribution: dict | None = None,
     order_id: UUID | None = None,
     payment_provider: str | None = None,
+    promo_code: str | None = None,
 ) -> Answer:
     """`identity` comes from `identify`, outside the writer: checking and hashing a resident ID
     is pure work that need not hold up every other order. `order_id` lets the caller know the
-    id up front (under an Idempotency-Key the key decides it)."""
+    id up front (under an Idempotency-Key the key decides it). A `promo_code` takes its percent
+    off the goods before tax and becomes the order's attribution."""
 
     def create() -> Answer:
         now = cfg.clock()
         merchant = get_merchant(uow, merchant_id)
+        promo = (
+            referrals.redeemable_promo(uow, promo_code, merchant_id, now) if promo_code else None
+        )
         shipping = validate_address(address)
         warehouses = [uow.get(w, Warehouse) for w in merchant.warehouse_ids]
         order_lines, reservations, shipment_lines = [], [], defaultdict(list)
@@ -133,7 +139,8 @@ def place_order(
             for (kind, wid), items in shipment_lines.items()
         ]
         try:
-            quote = quote_order(shipments, rates, cfg.freight, cfg.cbec)
+            off = promo.percent_off if promo else 0
+            quote = quote_order(shipments, rates, cfg.freight, cfg.cbec, percent_off=off)
             check_order_limit(quote, cfg.cbec)
             quota_id = ids.quota_id(identity.identity_hash, cfg.quota_year(now))
             quota = uow.get(quota_id, BuyerAnnualQuota)
@@ -170,7 +177,9 @@ def place_order(
             expires_at=until,
             stock_ids=[stock.id for stock, _ in reservations],
             quota_id=quota_id,
-            attribution=attribution,
+            attribution=attribution
+            if promo is None
+            else referrals.redeem_promo(uow, promo, buyer_id, quote.discount_fen, now),
             fingerprint=idem.fingerprint if idem else None,
             payment_provider=payment_provider,
         )
