@@ -5,7 +5,16 @@ from __future__ import annotations
 from eventsourcing.application import Application
 
 # Importing the domain registers every explicit event topic before anything is read back.
-from commerce.domain import accounts, inventory, merchants, orders  # noqa: F401
+from commerce.domain import (  # noqa: F401
+    accounts,
+    creators,
+    inventory,
+    journeys,
+    merchants,
+    notes,
+    orders,
+    reviews,
+)
 
 
 class Commerce(Application):

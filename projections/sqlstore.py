@@ -21,9 +21,9 @@ class SqlStore:
     dialect: str
 
     @staticmethod
-    def open(database_url: str | None, var_dir: Path) -> SqlStore:
+    def open(database_url: str | None, var_dir: Path, max_size: int = 8) -> SqlStore:
         if is_postgres(database_url):
-            return PostgresStore(database_url)  # type: ignore[arg-type]
+            return PostgresStore(database_url, max_size)  # type: ignore[arg-type]
         return SqliteStore(var_dir / "views.db")
 
     @contextmanager
@@ -94,11 +94,11 @@ class SqliteStore(SqlStore):
 class PostgresStore(SqlStore):
     dialect = "postgres"
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, max_size: int = 8) -> None:
         from psycopg_pool import ConnectionPool
 
         self.pool = ConnectionPool(
-            database_url, min_size=1, max_size=8, open=True, kwargs={"autocommit": False}
+            database_url, min_size=1, max_size=max_size, open=True, kwargs={"autocommit": False}
         )
 
     @contextmanager

@@ -21,16 +21,28 @@ from commerce.api.catalog import MerchantController, sign_up_buyer
 from commerce.api.deps import Runtime
 from commerce.api.orders import OrderController
 from commerce.api.problems import EXCEPTION_HANDLERS, problem
+from commerce.api.referrals import (
+    CreatorController,
+    PromoCodeController,
+    ReferralLinkController,
+    follow_referral,
+)
+from commerce.api.reviews import ReviewController
 from commerce.api.runtime import CommerceRuntime
+from commerce.api.social import NoteController, record_touchpoint
+from commerce.services.engagement import EngagementBuffer
 from commerce.sweeper import sweep_forever
 from livestream.api.controller import LiveSessionController
 from livestream.api.deals import DealController
 from livestream.engine.ownership import AdvisoryOwnership
+from livestream.room.pg_backplane import PgBackplane
 from payments.api import declare_to_customs, order_payments, start_payment, webhook
+from projections.api import read_routes
+from projections.api.dashboards import analytics_routes
 from redcart.internal_listener import InternalListener
 from redcart.payments_wiring import build_payments, payment_process
 from redcart.settings import Settings
-from redcart.wiring import build_commerce, build_livestream, deal_settlement
+from redcart.wiring import build_commerce, build_livestream, build_read_models, deal_settlement
 
 THREADS = 16  # at most the PostgreSQL pool size: a thread never waits on a connection
 
@@ -67,6 +79,7 @@ def create_app(
     live = build_livestream(settings, runtime)
     settlement = deal_settlement(settings, runtime, live)
     runtime.writer.on_commit_also(settlement.notify)
+    reads = build_read_models(settings, runtime, live)
     listener: InternalListener | None = None
 
     @asynccontextmanager
@@ -78,17 +91,21 @@ def create_app(
         gc.set_threshold(50_000, 50, 100)
         nonlocal listener
         runtime.writer.start()
+        runtime.engagement = EngagementBuffer.of(runtime).start()
         live.writer.start()
         if isinstance(live.engine.ownership, AdvisoryOwnership):
             loopback = settings.internal_host in ("127.0.0.1", "localhost")
             bind = "127.0.0.1" if loopback else "0.0.0.0"  # noqa: S104 (a private network)
             listener = InternalListener(app, bind, settings.internal_host, settings.internal_port)
             live.engine.ownership.self_url = await listener.start()
+        if isinstance(live.backplane, PgBackplane):
+            await live.backplane.start()  # listening before any room event is published
         live.deal_room.start()
         settling = asyncio.create_task(settlement.run_forever())
         audience = asyncio.create_task(live.count_audiences_forever())
         if settings.projections == "inprocess":
             runtime.lists.start()
+        reads.start()  # its own runners only in-process; reads either way
         sweeper = asyncio.create_task(sweep_forever(runtime, settings.sweep_interval_seconds))
         manager = asyncio.create_task(process.run_forever())
         try:
@@ -98,6 +115,7 @@ def create_app(
             manager.cancel()
             settling.cancel()
             audience.cancel()
+            await reads.aclose()  # first: its runners read both applications' logs
             await live.deal_room.stop()
             if listener is not None:
                 await listener.stop()
@@ -108,6 +126,7 @@ def create_app(
             await payments.aclose()
             payments.app.close()
             runtime.lists.stop()
+            runtime.engagement.stop()
             runtime.writer.stop()
             runtime.store.close()
             runtime.app.close()
@@ -121,6 +140,13 @@ def create_app(
             MerchantController,
             sign_up_buyer,
             OrderController,
+            ReviewController,
+            NoteController,
+            record_touchpoint,
+            CreatorController,
+            ReferralLinkController,
+            PromoCodeController,
+            follow_referral,
             start_payment,
             order_payments,
             declare_to_customs,
@@ -128,6 +154,8 @@ def create_app(
             LiveSessionController,
             DealController,
             live.routes(),
+            read_routes(reads),
+            analytics_routes(reads),
         ],
         dependencies={
             "runtime": Provide(lambda: runtime, use_cache=True, sync_to_thread=False),

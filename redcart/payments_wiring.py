@@ -90,8 +90,9 @@ def build_gateways(settings: Settings, env: dict[str, str]) -> dict[str, Payment
 
 
 def payments_app(settings: Settings, *, create_table: bool) -> Payments:
+    # payments are a few per order: a small pool, growing only when needed
     env = event_store_env(settings.database_url, settings.var_dir, Payments.name,
-                          create_table=create_table)  # fmt: skip
+                          create_table=create_table, pool_size=3, max_overflow=7)  # fmt: skip
     return Payments(env=env)
 
 

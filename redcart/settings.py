@@ -18,6 +18,12 @@ from commerce.config import CommerceConfig
 from commerce.domain.pricing import CbecPolicy, FreightRates
 
 
+def _attribution_settings(env: dict[str, str]) -> object:
+    from projections.attribution_policy import read_settings  # one parser for API and workers
+
+    return read_settings(env)
+
+
 def _secret_file(path: Path, nbytes: int) -> str:
     if path.exists():
         return path.read_text().strip()
@@ -48,6 +54,17 @@ class Settings:
     internal_host: str = "127.0.0.1"
     internal_port: int = 0  # 0: any free port
     settle_grace_seconds: int = 30
+    # Referral attribution and commission (projections.attribution_policy). The policy in force
+    # when an order is placed decides it; REDCART_ATTRIBUTION_POLICIES (a JSON list of
+    # {"from": ISO time, "model", "click_window_hours", "view_window_hours",
+    # "refund_window_days"}) keeps earlier policies so a rebuild decides history the same way.
+    attribution_model: str = "last_click"
+    attribution_click_window_hours: int = 7 * 24
+    attribution_view_window_hours: int = 24
+    attribution_policies: str = ""
+    commission_refund_window_days: int = 15  # counted from delivery: the after-sales window
+    commission_payout_day: int = 15  # day of the month locked commissions become payable
+    dashboard_timezone: str = "Asia/Shanghai"  # the merchant dashboard's days
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -72,6 +89,7 @@ class Settings:
             internal_host=env.get("REDCART_INTERNAL_HOST", "127.0.0.1"),
             internal_port=int(env.get("REDCART_INTERNAL_PORT", "0")),
             settle_grace_seconds=int(env.get("REDCART_SETTLE_GRACE_SECONDS", "30")),
+            **vars(_attribution_settings(env)),
         )
 
     def __post_init__(self) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from eventsourcing.application import Application
+
 from commerce.api.runtime import CommerceRuntime
 from commerce.application import Commerce
 from commerce.platform.eventstore import event_store_env, is_postgres
@@ -11,8 +15,11 @@ from livestream.api.runtime import LivestreamRuntime
 from livestream.application import Livestream
 from livestream.engine.ownership import AdvisoryOwnership, Ownership, SoleOwnership
 from livestream.engine.router import DealEngine
+from livestream.room.pg_backplane import PgBackplane
 from projections import runner as projection_runner
+from projections.api.runtime import ReadModels
 from projections.commerce_lists import CommerceLists
+from projections.registry import ReadConfig
 from projections.sqlstore import SqlStore
 from redcart.settings import Settings
 
@@ -25,9 +32,12 @@ def commerce_app(settings: Settings, *, create_table: bool) -> Commerce:
 
 
 def livestream_app(settings: Settings, *, create_table: bool) -> Livestream:
+    # The deal writer plus room snapshots and session reads: fewer idle connections than
+    # commerce's (eventsourcing opens pool_size at once; overflow ones only when needed).
     env = event_store_env(
-        settings.database_url, settings.var_dir, Livestream.name, create_table=create_table
-    )
+        settings.database_url, settings.var_dir, Livestream.name, create_table=create_table,
+        pool_size=4, max_overflow=8,
+    )  # fmt: skip
     return Livestream(env=env)
 
 
@@ -51,9 +61,12 @@ def migrate(settings: Settings) -> list[str]:
     try:
         process.migrate(store)
         IdentityVault(store, settings.secret_key.encode()).migrate()
+        from commerce.services.engagement_ledger import EngagementLedger
+
+        EngagementLedger(store).migrate()
     finally:
         store.close()
-    done.append("payments events, process tracking, customs identity vault")
+    done.append("payments events, process tracking, customs identity vault, engagement ledger")
     livestream_app(settings, create_table=True).close()
     store = SqlStore.open(settings.database_url, settings.var_dir)
     try:
@@ -65,24 +78,32 @@ def migrate(settings: Settings) -> list[str]:
     if is_postgres(settings.database_url):
         AdvisoryOwnership.migrate(settings.database_url)  # type: ignore[arg-type]
     done.append("livestream events, deal owners, deal settlement tracking")
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    try:
+        from projections.rebuild import migrate_views
+
+        done += [f"read model {name}" for name in migrate_views(store, read_config(settings))]
+    finally:
+        store.close()
     return done
 
 
-def projection_worker(settings: Settings) -> None:
-    """Run the commerce read models until SIGTERM (see projections.worker)."""
-    from projections.worker import run_forever
+def projection_worker(
+    settings: Settings, views: list[str] | None = None, inline: bool = False
+) -> None:
+    """Keep the read models of projections.registry current until SIGTERM.
 
-    app = commerce_app(settings, create_table=not is_postgres(settings.database_url))
-    store = SqlStore.open(settings.database_url, settings.var_dir)
-    runner = projection_runner.ProjectionRunner(app, store, CommerceLists(), poll_interval=1.0)
-    channel = f"{Commerce.name.lower()}_events"
-    pg = settings.database_url if is_postgres(settings.database_url) else None
+    On PostgreSQL, by default, a supervisor with one restarted-on-exit process per read model
+    (projections.worker.supervise); `views` runs just those, in this process; `inline` runs all
+    of them in this process (SQLite always does: it has one writer anyway)."""
+    from projections import registry
+    from projections.worker import supervise
 
-    def close() -> None:
-        store.close()
-        app.close()
-
-    run_forever([runner], pg, channel, on_stop=close)
+    chosen = [registry.find(name) for name in views] if views else list(registry.VIEWS)
+    if views or inline or not is_postgres(settings.database_url):
+        _run_views(settings, chosen)
+        return
+    supervise({v.name: (lambda v=v: _run_views(settings, [v])) for v in chosen})
 
 
 def build_commerce(settings: Settings) -> CommerceRuntime:
@@ -122,12 +143,15 @@ def build_livestream(settings: Settings, commerce: CommerceRuntime) -> Livestrea
         AdvisoryOwnership(settings.database_url, "") if postgres else SoleOwnership()  # type: ignore[arg-type]
     )
     engine = DealEngine(writer, commerce.cfg.clock, ownership, settings.secret_key.encode())
+    # Rooms span API processes through LISTEN/NOTIFY on PostgreSQL; embedded, one process.
+    backplane = PgBackplane(settings.database_url) if postgres else None  # type: ignore[arg-type]
     return LivestreamRuntime(
         app=app,
         writer=writer,
         commerce=commerce,
         clock=commerce.cfg.clock,
         engine=engine,
+        backplane=backplane,
         settle_grace_seconds=settings.settle_grace_seconds,
     )
 
@@ -142,3 +166,103 @@ def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: Livestr
         return DealSettlement(commerce, live.engine)
     lease = AdvisoryLease(settings.database_url, "redcart.deal_settlement")  # type: ignore[arg-type]
     return DealSettlement(commerce, live.engine, lease=lease.held)
+
+
+# -- read models (projections.registry) ---------------------------------------------------------
+
+
+def read_config(settings: Settings) -> ReadConfig:
+    return ReadConfig.from_env(settings.freight, settings.cbec)
+
+
+def read_model_apps(
+    settings: Settings, sources: set[str] | None = None, readers: int = 1
+) -> dict[str, Application]:
+    """The applications whose logs read models follow, by name (registry.COMMERCE...).
+
+    Read-only here and used by one runner thread at a time, so one pooled connection each:
+    eventsourcing opens `pool_size` connections at once, and a worker per read model with the
+    API's 10 per application would exhaust PostgreSQL's 100."""
+    create = not is_postgres(settings.database_url)
+    made: dict[str, Application] = {}
+    for cls in (Commerce, Livestream):
+        if sources is None or cls.name in sources:
+            env = event_store_env(settings.database_url, settings.var_dir, cls.name,
+                                  create_table=create, pool_size=1,
+                                  max_overflow=readers - 1)  # fmt: skip
+            made[cls.name] = cls(env=env)
+    return made
+
+
+def _run_views(settings: Settings, views: list) -> None:
+    from projections.rebuild import runners_for
+    from projections.worker import run_forever
+
+    sources = sorted({feed.source for view in views for feed in view.feeds})
+    feeds = sum(len(view.feeds) for view in views)
+    apps = read_model_apps(settings, set(sources), readers=feeds)
+    # a worker process per read model: keep each to a handful of PostgreSQL connections
+    store = SqlStore.open(settings.database_url, settings.var_dir, max_size=2)
+    runners = runners_for(views, store, apps, read_config(settings), poll_interval=1.0)
+    pg = settings.database_url if is_postgres(settings.database_url) else None
+
+    def close() -> None:
+        store.close()
+        for app in apps.values():
+            app.close()
+
+    run_forever(runners, pg, [f"{name.lower()}_events" for name in sources], on_stop=close)
+
+
+def build_read_models(
+    settings: Settings, commerce: CommerceRuntime, live: LivestreamRuntime
+) -> ReadModels:
+    """Product page, search and trending for the API; in-process runners unless a worker
+    keeps them (REDCART_PROJECTIONS=worker). Woken by both writers' commits."""
+    from projections.rebuild import migrate_views, runners_for
+    from projections.registry import VIEWS
+
+    config = read_config(settings)
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    if not is_postgres(settings.database_url):
+        migrate_views(store, config)
+    apps = {Commerce.name: commerce.app, Livestream.name: live.app}
+    runners = []
+    if settings.projections == "inprocess":
+        mine = [view for view in VIEWS if view.inprocess]
+        runners = runners_for(mine, store, apps, config, poll_interval=0.25)
+    reads = ReadModels(store, config, apps, runners, commerce.cfg.clock, settings.database_url)
+    if runners:
+        commerce.writer.on_commit_also(reads.wake)
+        live.writer.on_commit_also(reads.wake)
+    return reads
+
+
+def projection_status(settings: Settings) -> list[dict]:
+    """`redcart projections status`: every feed's generation, position, head and lag."""
+    from projections.rebuild import status
+
+    apps = read_model_apps(settings)
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    try:
+        return status(store, apps, read_config(settings))
+    finally:
+        store.close()
+        for app in apps.values():
+            app.close()
+
+
+def rebuild_projection(settings: Settings, name: str, **options: Any) -> dict:
+    """`redcart projections rebuild NAME`: blue/green, see projections.rebuild."""
+    from projections import registry
+    from projections.rebuild import rebuild
+
+    view = registry.find(name)
+    apps = read_model_apps(settings)
+    store = SqlStore.open(settings.database_url, settings.var_dir)
+    try:
+        return rebuild(store, apps, view, read_config(settings), **options)
+    finally:
+        store.close()
+        for app in apps.values():
+            app.close()

@@ -65,3 +65,8 @@ def promo_code_id(code: str) -> UUID:
 
 def journey_id(buyer_id: UUID) -> UUID:
     return uuid5(NAMESPACE, f"journey:{buyer_id}")
+
+
+def review_id(order_id: UUID, product_id: UUID) -> UUID:
+    """One review per product per order: posting twice names the same stream."""
+    return uuid5(NAMESPACE, f"review:{order_id}:{product_id}")

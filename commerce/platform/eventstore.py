@@ -23,6 +23,7 @@ def event_store_env(
     *,
     create_table: bool = False,
     pool_size: int = 10,
+    max_overflow: int | None = None,
 ) -> dict[str, str]:
     env = {"CREATE_TABLE": "y" if create_table else "n"}
     if not database_url or database_url.startswith("sqlite"):
@@ -45,7 +46,7 @@ def event_store_env(
         "POSTGRES_USER": unquote(url.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(url.password or ""),
         "POSTGRES_POOL_SIZE": str(pool_size),
-        "POSTGRES_MAX_OVERFLOW": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": str(pool_size if max_overflow is None else max_overflow),
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "5",

@@ -16,6 +16,7 @@ from commerce.api.auth import allow
 from commerce.api.common import MAX_PAGE, body_uuid, path_uuid
 from commerce.api.deps import Caller, IdemKey
 from commerce.domain.accounts import Buyer
+from commerce.domain.creators import Creator
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.merchants import Product
 from commerce.services.access import BUYER, MERCHANT
@@ -57,8 +58,12 @@ class LiveSessionController(Controller):
     ) -> dict[str, Any]:
         """Schedule a session hosted by the calling merchant."""
         creator = None if data.creator_id is None else body_uuid(data.creator_id, "creator_id")
+        linked: tuple[UUID, ...] = ()
+        if creator is not None:
+            kol = await live.commerce.read(creator, Creator)
+            linked = (creator,) if kol is not None and principal.id in kol.merchants else ()
         return await live.writer.submit(
-            usecases.schedule, live.clock, principal.id, data.title, data.starts_at, creator
+            usecases.schedule, live.clock, principal.id, data.title, data.starts_at, creator, linked
         )
 
     @get("/")

@@ -120,15 +120,16 @@ def schedule(
     title: str,
     starts_at: datetime,
     creator_id: UUID | None,
+    merchant_creator_ids: tuple[UUID, ...] = (),
 ) -> dict[str, Any]:
-    # Merchants have no creator roster yet: any creator id is reported as not working with them.
+    """`merchant_creator_ids`: the creators (KOLs) linked to the merchant who may present."""
     session = LiveSession.schedule(
         host_merchant_id=merchant_id,
         title=title,
         starts_at=starts_at,
         now=clock(),
         creator_id=creator_id,
-        merchant_creator_ids=(),
+        merchant_creator_ids=merchant_creator_ids,
     )
     uow.add(session)
     return session_view(session)

@@ -6,7 +6,9 @@ a newer config. Every touchpoint gets exactly one verdict, because "why wasn't m
 is the question creators ask most (§2.6).
 
 Precedence: a promo code applied to the order beats every click; clicks beat views; among the
-remaining candidates the configured model (last click by default) splits the credit. Money is
+remaining candidates the configured model (last click by default) splits the credit. Facts the
+policy cannot see for itself (a revoked link, a creator who does not work with the merchant) come
+in as `OrderFacts.ineligible`, so they are explained like every other loss. Money is
 integer fen and is split by largest remainder, so the shares add up to the base exactly.
 """
 
@@ -56,6 +58,7 @@ class Outcome(StrEnum):
     VIEW_VS_CLICK = "view_vs_click"
     SUPERSEDED_BY_LATER = "superseded_by_later"
     SUPERSEDED_BY_EARLIER = "superseded_by_earlier"
+    INELIGIBLE = "ineligible"  # the caller said why: see Verdict.detail
 
     @property
     def won(self) -> bool:
@@ -78,7 +81,9 @@ class OrderFacts:
     """`paid_fen` is what the buyer paid after all discounts; `tax_fen` is the part that is tax.
 
     Identity hashes (of phone, ID number, payout account…) catch a creator buying through their
-    own link under a second account.
+    own link under a second account; `creator_user_ids` catches them buying under their own
+    account when creator ids are not account ids. `ineligible` maps touchpoint ids to the reason
+    they cannot earn credit for this order.
     """
 
     order_id: str
@@ -88,6 +93,8 @@ class OrderFacts:
     tax_fen: int = 0
     buyer_identity_hashes: frozenset[str] = frozenset()
     creator_identity_hashes: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    creator_user_ids: Mapping[str, str] = field(default_factory=dict)
+    ineligible: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def commissionable_fen(self) -> int:
@@ -95,12 +102,14 @@ class OrderFacts:
 
     def is_self_referral(self, creator_id: str) -> bool:
         hashes = self.creator_identity_hashes.get(creator_id, frozenset())
-        return creator_id == self.buyer_id or bool(hashes & self.buyer_identity_hashes)
+        if creator_id == self.buyer_id or self.creator_user_ids.get(creator_id) == self.buyer_id:
+            return True
+        return bool(hashes & self.buyer_identity_hashes)
 
 
 @dataclass(frozen=True)
 class AttributionConfig:
-    """Rates are basis points, looked up by touchpoint source (link/code), then creator."""
+    """Rates are basis points, looked up by touchpoint id, its source (link/code), then creator."""
 
     model: Model = Model.LAST_CLICK
     click_window: timedelta = timedelta(days=7)
@@ -111,7 +120,7 @@ class AttributionConfig:
     policy_version: str = "attribution-v1"
 
     def rate_bp(self, touchpoint: Touchpoint) -> int:
-        for key in (touchpoint.source_id, touchpoint.creator_id):
+        for key in (touchpoint.id, touchpoint.source_id, touchpoint.creator_id):
             if key and key in self.rates_bp:
                 return self.rates_bp[key]
         return self.default_rate_bp
@@ -133,6 +142,7 @@ class Verdict:
     share_fen: int = 0
     rate_bp: int = 0
     commission_fen: int = 0
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,7 @@ class AttributionDecision:
                     "touchpoint_id": v.touchpoint.id,
                     "kind": v.touchpoint.kind.value,
                     "creator_id": v.touchpoint.creator_id,
+                    "source_id": v.touchpoint.source_id,
                     "at": v.touchpoint.at.isoformat(),
                     "outcome": v.outcome.value,
                     "window_seconds": None if v.window is None else v.window.total_seconds(),
@@ -192,6 +203,7 @@ class AttributionDecision:
                     "share_fen": v.share_fen,
                     "rate_bp": v.rate_bp,
                     "commission_fen": v.commission_fen,
+                    "detail": v.detail,
                 }
                 for v in self.verdicts
             ],
@@ -219,6 +231,9 @@ def attribute(
             verdicts[tp.id] = Verdict(tp, Outcome.SELF_REFERRAL, window)
             if tp.creator_id not in self_referrers:
                 self_referrers.append(tp.creator_id)
+        elif tp.id in order.ineligible:
+            reason = order.ineligible[tp.id]
+            verdicts[tp.id] = Verdict(tp, Outcome.INELIGIBLE, window, detail=reason)
         else:
             eligible.append(tp)
 

@@ -252,3 +252,30 @@ def test_moderators_open_deals_and_issue_coupons(client: TestClient) -> None:
     r = client.post(f"/live/sessions/{sid}/deals", headers=mod, json=deal_terms(shop))
     assert r.status_code == 201, r.text
     assert client.get(f"/live/sessions/{sid}").json()["coupons"][0]["percent_off"] == 10
+
+
+def test_a_linked_creator_presents_and_claims_are_attributed_to_them(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    kol = client.post("/buyers", json={"display_name": "KOL"}).json()
+    r = client.post(
+        "/creators",
+        headers=shop.headers | {"Idempotency-Key": "kol"},
+        json={"user_id": kol["id"], "display_name": "小红薯", "commission_rate_bp": 800},
+    )
+    assert r.status_code == 201, r.text
+    creator_id = r.json()["id"]
+    starts = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    body = {"title": "KOL live", "starts_at": starts, "creator_id": creator_id}
+    stranger = Shop(client, name="Other", bonded=0, direct=0)
+    assert client.post("/live/sessions", headers=stranger.headers, json=body).status_code == 404
+    r = client.post("/live/sessions", headers=shop.headers, json=body)
+    assert r.status_code == 201 and r.json()["creator_id"] == creator_id
+    sid = r.json()["id"]
+    assert client.post(f"/live/sessions/{sid}/start", headers=shop.headers).status_code == 200
+    deal = open_deal(client, shop, sid)
+    clock.advance(11)
+    order = claim(client, deal["id"], sign_up(client), "kol-1").json()
+    assert order["attribution"]["creator_id"] == creator_id
+    assert order["attribution"]["host_merchant_id"] == shop.id
