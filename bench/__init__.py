@@ -11,4 +11,34 @@ def _orders(**kwargs: object) -> dict:
     return run(**kwargs)  # type: ignore[arg-type]
 
 
-REGISTRY: dict[str, Callable[..., dict]] = {"orders": _orders}
+def _fanout(**kwargs: object) -> dict:
+    from bench.fanout import run
+
+    return run(**kwargs)  # type: ignore[arg-type]
+
+
+def _flash_deal(**kwargs: object) -> dict:
+    from bench.flash_deal import run
+
+    return run(**kwargs)  # type: ignore[arg-type]
+
+
+def _projections(**kwargs: object) -> dict:
+    from bench.projections import run
+
+    return run(**kwargs)  # type: ignore[arg-type]
+
+
+def _reads(**kwargs: object) -> dict:
+    from bench.reads import run
+
+    return run(**kwargs)  # type: ignore[arg-type]
+
+
+REGISTRY: dict[str, Callable[..., dict]] = {
+    "orders": _orders,
+    "fanout": _fanout,
+    "flash-deal": _flash_deal,
+    "projections": _projections,
+    "reads": _reads,
+}
