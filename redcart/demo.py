@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID, uuid4
 
 from commerce import credentials
 from commerce.domain import ids
-from commerce.domain.merchants import Merchant
-from commerce.services import catalog, ordering
+from commerce.services import catalog
 from commerce.services.access import Principal
 from commerce.services.idempotency import Idempotency
+from redcart.demo_social import run_social_demo
 from redcart.settings import Settings
 from redcart.wiring import build_commerce
 
@@ -95,85 +94,78 @@ def load_demo(settings: Settings, *, once: bool = False) -> dict:
     try:
         first = ids.keyed_id("merchant", admin.name, "demo:merchant:0")
         already = runtime.app.repository.__contains__(first)
-        if already and once:
-            order_id = _place_demo_order(writer, cfg, runtime.vault)
-            live = _open_demo_live(settings, runtime)
-            return {"demo": "already loaded", **_summary(runtime, settings, order_id, live)}
-        for rate in (("JPY", "0.0478"), ("KRW", "0.0052"), ("USD", "7.12")):
-            writer.execute(catalog.set_fx_rate, cfg, rate[0], Decimal(rate[1]), "demo")
-        for n, (name, country, currency, (wname, kind, wcountry, addr)) in enumerate(MERCHANTS):
-            merchant = writer.execute(
-                catalog.onboard_merchant, cfg, _key(admin, f"merchant:{n}"), name, country, currency
-            ).body
-            mid = UUID(merchant["id"])
-            bonded = writer.execute(
-                catalog.open_warehouse,
-                cfg,
-                _key(Principal("merchant", mid), "bonded"),
-                mid,
-                "Ningbo Bonded Zone",
-                "bonded",
-                "CN",
-                "Meishan Bonded Port, Ningbo, Zhejiang",
-            ).body
-            overseas = writer.execute(
-                catalog.open_warehouse,
-                cfg,
-                _key(Principal("merchant", mid), "overseas"),
-                mid,
-                wname,
-                kind,
-                wcountry,
-                addr,
-            ).body
-            for sku, title, brand, origin, hs, cat, price, grams in PRODUCTS[name]:
-                fields = {
-                    "sku": sku,
-                    "title": title,
-                    "brand": brand,
-                    "origin_country": origin,
-                    "hs_code": hs,
-                    "category": cat,
-                    "list_price_minor": price,
-                    "weight_grams": grams,
-                    "vat_rate": Decimal("0.13"),
-                    "consumption_tax_rate": Decimal("0"),
-                }
-                product = writer.execute(
-                    catalog.list_product, cfg, _key(Principal("merchant", mid), sku), mid, fields
-                ).body
-                pid = UUID(product["id"])
-                if not already:
-                    writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(bonded["id"]), 40)
-                    writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(overseas["id"]), 200)
-        writer.execute(catalog.sign_up_buyer, cfg, _key(admin, "buyer"), "小红 (demo)")
-        order_id = _place_demo_order(writer, cfg, runtime.vault)
+        if not (already and once):
+            _load_catalogue(writer, cfg, admin, already)
         live = _open_demo_live(settings, runtime)
-        return {"demo": "loaded", **_summary(runtime, settings, order_id, live)}
     finally:
         writer.stop()
         runtime.store.close()
         runtime.app.close()
+    social = run_social_demo(settings, _order_body())
+    state = "already loaded" if already and once else "loaded"
+    return {"demo": state, **_summary(settings, social, live)}
 
 
-def _place_demo_order(writer, cfg, vault) -> UUID:  # type: ignore[no-untyped-def]
+def _load_catalogue(writer, cfg, admin: Principal, already: bool) -> None:  # type: ignore[no-untyped-def]
+    for rate in (("JPY", "0.0478"), ("KRW", "0.0052"), ("USD", "7.12")):
+        writer.execute(catalog.set_fx_rate, cfg, rate[0], Decimal(rate[1]), "demo")
+    for n, (name, country, currency, (wname, kind, wcountry, addr)) in enumerate(MERCHANTS):
+        merchant = writer.execute(
+            catalog.onboard_merchant, cfg, _key(admin, f"merchant:{n}"), name, country, currency
+        ).body
+        mid = UUID(merchant["id"])
+        bonded = writer.execute(
+            catalog.open_warehouse,
+            cfg,
+            _key(Principal("merchant", mid), "bonded"),
+            mid,
+            "Ningbo Bonded Zone",
+            "bonded",
+            "CN",
+            "Meishan Bonded Port, Ningbo, Zhejiang",
+        ).body
+        overseas = writer.execute(
+            catalog.open_warehouse,
+            cfg,
+            _key(Principal("merchant", mid), "overseas"),
+            mid,
+            wname,
+            kind,
+            wcountry,
+            addr,
+        ).body
+        for sku, title, brand, origin, hs, cat, price, grams in PRODUCTS[name]:
+            fields = {
+                "sku": sku,
+                "title": title,
+                "brand": brand,
+                "origin_country": origin,
+                "hs_code": hs,
+                "category": cat,
+                "list_price_minor": price,
+                "weight_grams": grams,
+                "vat_rate": Decimal("0.13"),
+                "consumption_tax_rate": Decimal("0"),
+            }
+            product = writer.execute(
+                catalog.list_product, cfg, _key(Principal("merchant", mid), sku), mid, fields
+            ).body
+            pid = UUID(product["id"])
+            if not already:
+                writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(bonded["id"]), 40)
+                writer.execute(catalog.receive_stock, cfg, mid, pid, UUID(overseas["id"]), 200)
+    writer.execute(catalog.sign_up_buyer, cfg, _key(admin, "buyer"), "小红 (demo)")
+
+
+def _order_body() -> dict:
     """A fresh unpaid order on every start, so there is always one to pay within its TTL."""
-    admin = Principal("admin").name
-    buyer_id = ids.keyed_id("buyer", admin, "demo:buyer")
-    merchant_id = ids.keyed_id("merchant", admin, "demo:merchant:0")
-    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    answer = writer.execute(
-        ordering.place_order,
-        cfg,
-        _key(Principal("buyer", buyer_id), f"order:{run}"),
-        buyer_id,
-        merchant_id,
-        [("SK-SUN-50", 2), ("SK-VITC-60", 1)],
-        ordering.identify(cfg, "王小红", DEMO_ID),
-        ADDRESS,
-    )
-    vault.put(UUID(answer.body["id"]), "王小红", DEMO_ID)  # for its customs declaration
-    return UUID(answer.body["id"])
+    merchant_id = ids.keyed_id("merchant", Principal("admin").name, "demo:merchant:0")
+    return {
+        "merchant_id": str(merchant_id),
+        "lines": [{"sku": "SK-SUN-50", "quantity": 2}, {"sku": "SK-VITC-60", "quantity": 1}],
+        "identity": {"name": "王小红", "resident_id": DEMO_ID},
+        "address": ADDRESS,
+    }
 
 
 def _open_demo_live(settings: Settings, runtime) -> dict:  # type: ignore[no-untyped-def]
@@ -236,32 +228,33 @@ def _key(principal: Principal, key: str) -> Idempotency:
     return Idempotency(principal.name, f"demo:{key}", f"demo:{key}")
 
 
-def _summary(runtime, settings: Settings, order_id: UUID, live: dict) -> dict:  # type: ignore[no-untyped-def]
-    secret = runtime.cfg.secret_key
+def _summary(settings: Settings, social: dict, live: dict) -> dict:
+    secret = settings.secret_key.encode()
     admin = Principal("admin").name
     merchants = []
     for n, (name, *_rest) in enumerate(MERCHANTS):
         mid = ids.keyed_id("merchant", admin, f"demo:merchant:{n}")
-        merchant = runtime.app.repository.get(mid)
-        assert isinstance(merchant, Merchant)
-        merchants.append(
-            {
-                "name": name,
-                "id": str(mid),
-                "api_key": credentials.issue(credentials.MERCHANT_PREFIX, mid, secret),
-            }
-        )
+        key = credentials.issue(credentials.MERCHANT_PREFIX, mid, secret)
+        merchants.append({"name": name, "id": str(mid), "api_key": key})
     buyer_id = ids.keyed_id("buyer", admin, "demo:buyer")
     base = f"http://{settings.host}:{settings.port}"
     buyer_token = credentials.issue(credentials.BUYER_PREFIX, buyer_id, secret)
+    order_id = social["order_id"]
     claim_body = {"identity": {"name": "王小红", "resident_id": DEMO_ID}, "address": ADDRESS}
+    merchant_auth = f"-H 'Authorization: Bearer {merchants[0]['api_key']}'"
     return {
         "admin_key": settings.admin_key,
         "merchants": merchants,
         "buyer": {"id": str(buyer_id), "token": buyer_token},
         "demo_order": str(order_id),
         "live": live,
+        "notes": social["notes"],
         "try": [
+            f"curl {base}/products/{social['product_id']}/page   # product page with its notes",
+            f"curl '{base}/search?q=防晒'   # search, Chinese works",
+            f"curl '{base}/feed/trending?kind=note'",
+            f"curl {merchant_auth} {base}/orders/{order_id}/attribution"
+            f"   # the demo order came through referral link {social['referral_code']}: why",
             f"websocat ws://{settings.host}:{settings.port}/live/{live['session_id']}/ws"
             "   # the live room: snapshot, then deal events (any websocket client)",
             f"curl -X POST -H 'Authorization: Bearer {buyer_token}' -H 'Idempotency-Key: "
@@ -272,7 +265,6 @@ def _summary(runtime, settings: Settings, order_id: UUID, live: dict) -> dict:  
             f"curl -X POST -H 'Authorization: Bearer {buyer_token}' -H 'Content-Type: "
             f'application/json\' -d \'{{"provider": "alipay"}}\' {base}/orders/{order_id}'
             "/payments   # then open sandbox_pay_page and approve (or provider wechatpay)",
-            f"curl -H 'Authorization: Bearer {merchants[0]['api_key']}' {base}/products",
             f"open {base}/schema",
         ],
     }
