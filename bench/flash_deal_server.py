@@ -198,7 +198,10 @@ def server(env: dict[str, str], log_path: Path, projections: str) -> Iterator[_S
         if projections == "worker":
             children.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "redcart.cli", "worker", "projections"],
+                    # one process for all read models: on 2 cores a process per read model
+                    # spends the CPU the claims need (REDCART_BENCH_WORKER_SPLIT=1 to compare)
+                    [sys.executable, "-m", "redcart.cli", "worker", "projections"]
+                    + ([] if os.environ.get("REDCART_BENCH_WORKER_SPLIT") == "1" else ["--inline"]),
                     cwd=REPO,
                     env=env,
                     stdin=subprocess.DEVNULL,

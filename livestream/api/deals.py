@@ -36,8 +36,8 @@ from livestream.engine.commands import deal_view
 from livestream.engine.router import AUTH_HEADER
 
 Live: TypeAlias = NamedDependency[LivestreamRuntime]
-HOLD_MARGIN = timedelta(minutes=1)
-MAX_CLAIMS_IN_FLIGHT = 1024  # per process  # the deal's stock hold outlives its last claim's grace
+HOLD_MARGIN = timedelta(minutes=1)  # the deal's stock hold outlives its last claim's grace
+MAX_CLAIMS_IN_FLIGHT = 256  # per process: about what one process commits in a second
 
 
 class OpenDeal(msgspec.Struct, forbid_unknown_fields=True):
