@@ -5,27 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.integration.conftest import ADMIN, bearer
-from tests.servers import ApiServer, settings_env
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ApiServer]:
-    env = settings_env(None, tmp_path / "var") | {"REDCART_PAYMENTS": "off"}
-    api = ApiServer(env, tmp_path / "api.log")
-    try:
-        yield api.wait_ready()
-    finally:
-        api.stop()
+from tests.servers import ApiServer
 
 
 async def _next(ws: ClientConnection, buffer: list[dict[str, Any]], *types: str) -> dict:
