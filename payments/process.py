@@ -13,7 +13,6 @@ effects are done. Across processes, one holds the lease (a PostgreSQL advisory l
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from payments.api import request_payment, trade_no
 from payments.port import PaymentGatewayError, RefundPayment, out_refund_no_for
 from payments.records import Payment, gateway_ref
 from payments.runtime import PaymentsRuntime
+from projections.follow import follow_forever
 from projections.sqlstore import SqlStore
 
 log = logging.getLogger("redcart.payments.process")
@@ -94,21 +94,12 @@ class PaymentProcess:
 
     async def run_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
-        while True:
-            try:
-                if await sync_to_thread(self.lease):
-                    await self.catch_up()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("payment process failed; retrying")
-                await asyncio.sleep(2)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
-            self.wake.clear()
-            # Commits come in bursts of dozens a second under load; gateway calls need no
-            # millisecond latency, so look at most a few times a second.
-            await asyncio.sleep(self.min_interval)
+        # Commits come in bursts of dozens a second under load; gateway calls need no
+        # millisecond latency, so look at most a few times a second.
+        await follow_forever(
+            self.catch_up, self.lease, self.wake, log,
+            poll_interval=self.poll_interval, retry_after=2, min_interval=self.min_interval,
+        )  # fmt: skip
 
     async def catch_up(self) -> int:
         done = 0

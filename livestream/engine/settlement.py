@@ -14,7 +14,6 @@ draws its units from the deal's hold, which cannot give more than it holds).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from uuid import UUID
@@ -28,6 +27,7 @@ from commerce.domain.orders import Order
 from commerce.services.access import ADMIN, Principal
 from commerce.services.fulfilment import refund_order
 from livestream.engine.router import DealEngine
+from projections.follow import follow_forever
 
 log = logging.getLogger("redcart.livestream.settlement")
 NAME = "deal_settlement"
@@ -78,18 +78,10 @@ class DealSettlement:
 
     async def run_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
-        while True:
-            try:
-                if await sync_to_thread(self.lease):
-                    await self.catch_up()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("deal settlement failed; retrying")
-                await asyncio.sleep(1)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self.poll_interval)
-            self.wake.clear()
+        await follow_forever(
+            self.catch_up, self.lease, self.wake, log,
+            poll_interval=self.poll_interval, retry_after=1,
+        )  # fmt: skip
 
     async def catch_up(self) -> int:
         done = 0

@@ -9,20 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from tests.integration.conftest import ADMIN, bearer
+from tests.live_api.ws import next_message
 from tests.servers import ApiServer
-
-
-async def _next(ws: ClientConnection, buffer: list[dict[str, Any]], *types: str) -> dict:
-    while True:
-        while buffer:
-            message = buffer.pop(0)
-            if message["type"] in types:
-                return message
-        frame = await asyncio.wait_for(ws.recv(), 10)
-        buffer.extend(json.loads(line) for line in str(frame).split("\n"))
 
 
 async def _scenario(url: str) -> None:
@@ -53,20 +44,20 @@ async def _scenario(url: str) -> None:
     ):
         mod_buf: list[dict[str, Any]] = []
         viewer_buf: list[dict[str, Any]] = []
-        assert (await _next(mod_ws, mod_buf, "welcome"))["user"]["role"] == "moderator"
-        assert (await _next(viewer_ws, viewer_buf, "welcome"))["user"]["role"] == "viewer"
+        assert (await next_message(mod_ws, mod_buf, "welcome"))["user"]["role"] == "moderator"
+        assert (await next_message(viewer_ws, viewer_buf, "welcome"))["user"]["role"] == "viewer"
 
         await viewer_ws.send(json.dumps({"type": "chat.send", "id": "m1", "text": "spam spam"}))
-        message_id = (await _next(viewer_ws, viewer_buf, "ack"))["data"]["message_id"]
+        message_id = (await next_message(viewer_ws, viewer_buf, "ack"))["data"]["message_id"]
 
         await viewer_ws.send(
             json.dumps({"type": "mod.delete", "id": "d0", "message_id": message_id})
         )
-        refused = await _next(viewer_ws, viewer_buf, "error")
+        refused = await next_message(viewer_ws, viewer_buf, "error")
         assert refused["code"] == "forbidden"
 
         await mod_ws.send(json.dumps({"type": "mod.delete", "id": "d1", "message_id": message_id}))
-        deleted = await _next(viewer_ws, viewer_buf, "chat.deleted")
+        deleted = await next_message(viewer_ws, viewer_buf, "chat.deleted")
         assert deleted["data"]["message_id"] == message_id and "seq" in deleted
 
 

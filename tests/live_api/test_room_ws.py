@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from tests.integration.conftest import ADMIN, bearer
+from tests.live_api.ws import next_message
 from tests.servers import ApiServer
-
-
-async def _next(ws: ClientConnection, buffer: list[dict[str, Any]], *types: str) -> dict:
-    while True:
-        while buffer:
-            message = buffer.pop(0)
-            if message["type"] in types:
-                return message
-        frame = await asyncio.wait_for(ws.recv(), 5)
-        buffer.extend(json.loads(line) for line in str(frame).split("\n"))
 
 
 async def _scenario(url: str) -> None:
@@ -62,22 +52,22 @@ async def _scenario(url: str) -> None:
         ws_url = url.replace("http://", "ws://") + f"/live/{sid}/ws"
         async with connect(f"{ws_url}?token={buyer_token}") as ws:
             buffer: list[dict[str, Any]] = []
-            welcome = await _next(ws, buffer, "welcome")
+            welcome = await next_message(ws, buffer, "welcome")
             assert welcome["user"]["role"] == "viewer"
-            snapshot = await _next(ws, buffer, "snapshot")
+            snapshot = await next_message(ws, buffer, "snapshot")
             assert snapshot["data"]["state"] == "live" and snapshot["data"]["pinned"] == []
 
             r = await http.post(
                 f"/live/sessions/{sid}/pins", headers=host, json={"product_id": product}
             )
             assert r.status_code == 200, r.text
-            pinned = await _next(ws, buffer, "product.pinned")
+            pinned = await next_message(ws, buffer, "product.pinned")
             assert pinned["epoch"] == snapshot["epoch"] and pinned["seq"] == snapshot["seq"] + 1
             assert pinned["data"]["product_id"] == product
             assert pinned["data"]["pinned"] == [product]
 
         async with connect(f"{ws_url}?token={host['Authorization'].split()[1]}") as ws:
-            welcome = await _next(ws, [], "welcome")
+            welcome = await next_message(ws, [], "welcome")
             assert welcome["user"]["role"] == "host"
 
 
