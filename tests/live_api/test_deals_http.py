@@ -7,6 +7,7 @@ claims lapse minutes later), so these scenarios take no real waiting.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -279,3 +280,32 @@ def test_a_linked_creator_presents_and_claims_are_attributed_to_them(
     order = claim(client, deal["id"], sign_up(client), "kol-1").json()
     assert order["attribution"]["creator_id"] == creator_id
     assert order["attribution"]["host_merchant_id"] == shop.id
+
+
+def test_the_room_hears_when_an_unpaid_claim_returns_its_unit(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    sid = live_session(client, shop)
+    deal = open_deal(client, shop, sid, quantity=1, duration_seconds=600)
+    clock.advance(11)
+    assert claim(client, deal["id"], sign_up(client), "lapse-1").status_code == 201
+    with client.websocket_connect(f"/live/{sid}/ws") as ws:
+        messages: list[dict[str, Any]] = []
+
+        def until(wanted: Any) -> dict[str, Any]:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                while messages:
+                    message = messages.pop(0)
+                    if wanted(message):
+                        return message
+                frame = ws.receive_text(timeout=deadline - time.monotonic())
+                messages.extend(json.loads(line) for line in frame.split("\n"))
+            raise AssertionError("the room never said so")
+
+        snapshot = until(lambda m: m["type"] == "snapshot")
+        assert [d["units_left"] for d in snapshot["data"]["deals"]] == [0]
+        clock.advance(120 + 30)  # past the claim's deadline and the settlement grace
+        back = until(lambda m: m["type"] == "deal.units_left" and m["data"]["units_left"])
+        assert back["data"] == {"deal_id": deal["id"], "units_left": 1}
