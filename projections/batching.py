@@ -253,43 +253,16 @@ class BatchRunner(ProjectionRunner):
         to_event = self.app.mapper.to_domain_event
         return [fact_from_event(to_event(n), n.id) for n in notes]
 
-    def catch_up(self) -> int:
+    def _prepare(self, notes: list[Any]) -> Any:
         if not hasattr(self.projection, "apply_batch"):
-            return super().catch_up()
-        applied = 0
-        head = self.app.recorder.max_notification_id() or 0
-        lock = " FOR UPDATE" if self.store.dialect == "postgres" else ""
-        while True:
-            start = self._read_position()
-            if start >= head:
-                break
-            notes = self.app.recorder.select_notifications(
-                start,
-                limit=self.batch_size,
-                stop=head,
-                topics=self.projection.topics,
-                inclusive_of_start=False,
-            )
-            end = notes[-1].id if len(notes) == self.batch_size else head
-            facts = self.facts(notes)  # decoded before the transaction: it holds the lock
-            with self.store.transaction() as cur:
-                cur.execute(
-                    f"SELECT position FROM projection_tracking WHERE name = %s{lock}",  # noqa: S608
-                    (self.projection.name,),
-                )
-                if int(cur.fetchone()[0]) != start:
-                    continue  # another process moved it: re-read and go on from there
-                if facts:
-                    self.projection.apply_batch(cur, facts)  # type: ignore[attr-defined]
-                cur.execute(
-                    "UPDATE projection_tracking SET position = %s WHERE name = %s",
-                    (end, self.projection.name),
-                )
-            applied += len(notes)
-        with self._caught_up:
-            self.position = max(self.position, head, self._read_position())
-            self._caught_up.notify_all()
-        return applied
+            return super()._prepare(notes)
+        return self.facts(notes)
+
+    def _apply_batch(self, cur: Any, batch: Any) -> None:
+        if not hasattr(self.projection, "apply_batch"):
+            super()._apply_batch(cur, batch)
+        elif batch:
+            self.projection.apply_batch(cur, batch)  # type: ignore[attr-defined]
 
 
 def _plain_json(app: Any, topics: tuple[str, ...]) -> bool:

@@ -85,9 +85,8 @@ class ProjectionRunner:
         `on_batch(position)` is told the tracking position after each committed batch (the
         rebuild's progress bar)."""
         applied = 0
-        begin = getattr(self.projection, "begin_batch", None)
-        end_batch = getattr(self.projection, "end_batch", None)
         head = self.app.recorder.max_notification_id() or 0
+        lock = " FOR UPDATE" if self.store.dialect == "postgres" else ""
         while True:
             start = self._read_position()
             if start >= head:
@@ -100,20 +99,15 @@ class ProjectionRunner:
                 inclusive_of_start=False,
             )
             end = notes[-1].id if len(notes) == self.batch_size else head
+            batch = self._prepare(notes)  # before the transaction: it holds the tracking lock
             with self.store.transaction() as cur:
-                lock = " FOR UPDATE" if self.store.dialect == "postgres" else ""
                 cur.execute(
                     f"SELECT position FROM projection_tracking WHERE name = %s{lock}",  # noqa: S608
                     (self.projection.name,),
                 )
                 if int(cur.fetchone()[0]) != start:
                     continue  # another process moved it: re-read and go on from there
-                if begin is not None:
-                    begin(cur)
-                for note in notes:
-                    self.projection.apply(cur, self.app.mapper.to_domain_event(note), note.id)
-                if end_batch is not None:
-                    end_batch(cur)
+                self._apply_batch(cur, batch)
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (end, self.projection.name),
@@ -125,6 +119,20 @@ class ProjectionRunner:
             self.position = max(self.position, head, self._read_position())
             self._caught_up.notify_all()
         return applied
+
+    def _prepare(self, notes: list[Any]) -> Any:
+        """What `_apply_batch` needs of a batch, worked out outside the transaction."""
+        return notes
+
+    def _apply_batch(self, cur: Any, notes: Any) -> None:
+        begin = getattr(self.projection, "begin_batch", None)
+        end_batch = getattr(self.projection, "end_batch", None)
+        if begin is not None:
+            begin(cur)
+        for note in notes:
+            self.projection.apply(cur, self.app.mapper.to_domain_event(note), note.id)
+        if end_batch is not None:
+            end_batch(cur)
 
     def wake(self) -> None:
         self._wake.set()
