@@ -177,4 +177,5 @@ def create_app(
         debug=False,
     )
     app.state.commerce = runtime  # guards read it before dependency injection runs
+    app.state.live = live  # so does the claim route's fast path
     return app

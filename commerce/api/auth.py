@@ -62,10 +62,16 @@ async def provide_idempotency(request: Request, principal: Caller) -> Idempotenc
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
-    if not 0 < len(key) <= 255 or not key.isprintable():
+    if not valid_key(key):
         raise InvalidInput("must be 1 to 255 printable characters", field="Idempotency-Key")
     body = await request.body()
-    fingerprint = hashlib.sha256(
-        request.method.encode() + b" " + request.url.path.encode() + b"\n" + body
-    ).hexdigest()
-    return Idempotency(principal.name, key, fingerprint)
+    return Idempotency(principal.name, key, fingerprint(request.method, request.url.path, body))
+
+
+def valid_key(key: str) -> bool:
+    return 0 < len(key) <= 255 and key.isprintable()
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """What a retry must repeat exactly: the same key with another body is another request."""
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()

@@ -33,15 +33,28 @@ def problem(
     headers: dict | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
-    body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail}
-    body.update({k: v for k, v in (extra or {}).items() if v is not None and k not in body})
+    body = problem_body(status, title, detail, code, extra)
     return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-def domain_error(_: Request, exc: errors.DomainError) -> Response:
+def problem_body(
+    status: int, title: str, detail: str, code: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    body = {"type": TYPE_BASE + code, "title": title, "status": status, "detail": detail}
+    body.update({k: v for k, v in (extra or {}).items() if v is not None and k not in body})
+    return body
+
+
+def domain_problem(exc: errors.DomainError) -> dict[str, Any]:
+    """The problem document of a domain error (its `status` is the HTTP status)."""
     status = next((s for cls, s in STATUS.items() if isinstance(exc, cls)), 400)
     extra = {k: (str(v) if not isinstance(v, int | str) else v) for k, v in exc.extra.items()}
-    return problem(status, _title(exc), exc.detail, exc.code, extra={"field": exc.field, **extra})
+    return problem_body(status, _title(exc), exc.detail, exc.code, {"field": exc.field, **extra})
+
+
+def domain_error(_: Request, exc: errors.DomainError) -> Response:
+    body = domain_problem(exc)
+    return Response(body, status_code=body["status"], media_type=MEDIA_TYPE)
 
 
 def _title(exc: errors.DomainError) -> str:

@@ -1,13 +1,10 @@
 """Flash deals over HTTP: hosts open and close them, buyers claim, anyone looks.
 
-A claim is answered only after it is durably committed on the deal's owner and its order is
-committed in the commerce store. If the order cannot be placed (the buyer's annual CBEC
-allowance, say), the claim is released before the refusal is answered.
+Claims are livestream.api.claims; the claim route's fast path is livestream.api.claim_fastpath.
 """
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 from typing import Annotated, Any, TypeAlias
 from uuid import UUID, uuid4
@@ -18,18 +15,16 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
-from commerce.api import schemas
 from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, path_uuid
 from commerce.api.deps import Caller, IdemKey
-from commerce.domain import ids
 from commerce.domain.errors import InvalidInput, NotFound
-from commerce.domain.identity import validate_resident_id
 from commerce.platform.groupcommit import WriterUnavailable
-from commerce.services import deal_orders, ordering
-from commerce.services.access import BUYER, MERCHANT, Principal
-from commerce.services.idempotency import Idempotency
-from livestream.api import usecases
+from commerce.services import deal_orders
+from commerce.services.access import BUYER, MERCHANT
+from livestream.api import claims, usecases
+from livestream.api.claim_fastpath import ClaimFastPath
+from livestream.api.claims import MAX_CLAIMS_IN_FLIGHT, ClaimDeal
 from livestream.api.runtime import LivestreamRuntime
 from livestream.domain.deals import FlashDeal
 from livestream.engine.commands import deal_view
@@ -37,7 +32,6 @@ from livestream.engine.router import AUTH_HEADER
 
 Live: TypeAlias = NamedDependency[LivestreamRuntime]
 HOLD_MARGIN = timedelta(minutes=1)  # the deal's stock hold outlives its last claim's grace
-MAX_CLAIMS_IN_FLIGHT = 256  # per process: about what one process commits in a second
 
 
 class OpenDeal(msgspec.Struct, forbid_unknown_fields=True):
@@ -49,13 +43,6 @@ class OpenDeal(msgspec.Struct, forbid_unknown_fields=True):
     countdown_seconds: int
     duration_seconds: int
     payment_window_seconds: int = 300
-
-
-class ClaimDeal(msgspec.Struct, forbid_unknown_fields=True):
-    identity: schemas.Identity
-    address: schemas.Address
-    quantity: int = 1
-    payment_provider: Annotated[str, Meta(max_length=32)] | None = None
 
 
 class DealController(Controller):
@@ -124,7 +111,12 @@ class DealController(Controller):
         await live.deal_room.closed(deal)
         return deal
 
-    @post("/live/deals/{deal_id:str}/claims", status_code=201, guards=[allow(BUYER)])
+    @post(
+        "/live/deals/{deal_id:str}/claims",
+        status_code=201,
+        guards=[allow(BUYER)],
+        middleware=[ClaimFastPath],
+    )
     async def claim(
         self,
         deal_id: FromPath[str],
@@ -141,11 +133,8 @@ class DealController(Controller):
         if live.claims_in_flight >= MAX_CLAIMS_IN_FLIGHT:
             # shed load early: past this, answers arrive after the buyer's client gave up
             raise WriterUnavailable("too many claims in progress; retry")
-        live.claims_in_flight += 1
-        try:
-            return await _claim(deal_id, data, principal, idempotency, live)
-        finally:
-            live.claims_in_flight -= 1
+        placed, extra = await claims.claim(live, principal, deal_id, data, idempotency)
+        return answer(placed, **extra)
 
     @post("/internal/deals/{deal_id:str}/{op:str}", include_in_schema=False)
     async def forwarded(
@@ -157,52 +146,3 @@ class DealController(Controller):
             raise NotFound("no such endpoint")
         status, payload = await live.engine.serve_forwarded(path_uuid(deal_id, "deal"), op, body)
         return Response(payload, status_code=status)
-
-
-async def _claim(
-    deal_id: str,
-    data: ClaimDeal,
-    principal: Principal,
-    idempotency: Idempotency,
-    live: LivestreamRuntime,
-) -> Response:
-    did = path_uuid(deal_id, "deal")
-    if not 1 <= data.quantity <= 999:
-        raise InvalidInput("must be from 1 to 999", field="quantity")
-    cfg = live.commerce.cfg
-    identity = ordering.identify(cfg, data.identity.name, data.identity.resident_id)
-    address = {f: getattr(data.address, f) for f in data.address.__struct_fields__}
-    ordering.validate_address(address)
-    claim_id = idempotency.resource_id("claim")
-    result = await live.engine.run(
-        did, "claim", claim_id=claim_id, buyer_id=principal.id, quantity=data.quantity
-    )
-    deal, claim = result["deal"], result["claim"]
-    host = await live.host_of(UUID(deal["session_id"]))
-    attribution = {
-        "source": "live",
-        "session_id": deal["session_id"],
-        "host_merchant_id": deal["merchant_id"],
-        "creator_id": None if host is None or host[1] is None else str(host[1]),
-        "deal_id": deal["id"],
-        "claim_id": claim["id"],
-    }
-    try:
-        quota = ids.quota_id(identity.identity_hash, cfg.quota_year(cfg.clock()))
-        placed = await live.commerce.writer.submit(
-            deal_orders.place_claim_order, cfg, claim, deal, principal.id, identity, address,
-            attribution, idempotency.fingerprint, data.payment_provider,
-            probe=(ids.claim_order_id(claim_id), quota),  # usually new: checked per batch
-        )  # fmt: skip
-    except Exception:  # refused, or the store failed: the claim must not hold a unit for nothing
-        if result["new"]:
-            with contextlib.suppress(Exception):  # else it lapses at its deadline anyway
-                await live.engine.run(did, "release", claim_id=claim_id)
-        raise
-    if not placed.replayed:
-        order_id = UUID(placed.body["id"])
-        resident_id = validate_resident_id(data.identity.resident_id)
-        live.commerce.vault.put_soon(order_id, data.identity.name, resident_id)
-    if result["new"]:
-        await live.deal_room.claimed(deal, claim["quantity"], identity.name_masked)
-    return answer(placed, claim=claim, deal=deal)

@@ -73,14 +73,14 @@ class DealEngine:
         self._key = hashlib.sha256(b"deal-forwarding:" + secret).digest()
         self._http: httpx.AsyncClient | None = None
         # what the owner learnt from its own answers, to refuse without a trip to the writer
-        self._sold_out: dict[UUID, datetime] = {}
+        self._sold_out: dict[UUID, tuple[datetime, dict[str, Any]]] = {}  # until, refusal
         self._at_limit: dict[tuple[UUID, UUID], dict[str, Any]] = {}
         self._known_claims: set[UUID] = set()
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
         if op == "claim":
-            self._refuse_fast(deal_id, args["buyer_id"], args["claim_id"])
+            self._refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
         for attempt in range(ATTEMPTS):
             if await self.acquire(deal_id):
                 return await self.local(deal_id, op, args)
@@ -113,7 +113,8 @@ class DealEngine:
             if op == "claim" and exc.extra.get("units_left") == 0:
                 until = exc.extra.get("until")
                 forever = datetime.max.replace(tzinfo=UTC)
-                self._sold_out[deal_id] = datetime.fromisoformat(until) if until else forever
+                until_at = datetime.fromisoformat(until) if until else forever
+                self._sold_out[deal_id] = (until_at, exc.extra)
             raise
         if op in ("release", "tick", "pay") or (op == "claim" and result["deal"]["units_left"]):
             self._sold_out.pop(deal_id, None)  # units may be back
@@ -124,10 +125,11 @@ class DealEngine:
             self._forget(deal_id)
         return result
 
-    def _refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID) -> None:
+    def _refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID, quantity: int) -> None:
         """The owner refuses on the event loop what it knows it would refuse: a deal sold out
         until its first unpaid claim could lapse, and a buyer whose one claim holds the deal's
-        per-buyer limit. A retried claim id still goes to the writer, to be answered as before."""
+        per-buyer limit. A retried claim id still goes to the writer, to be answered as before.
+        The refusals are worded as the deal words them (decide_claim)."""
         if deal_id not in self.ownership.owned() or claim_id in self._known_claims:
             return
         held = self._at_limit.get((deal_id, buyer_id))
@@ -142,9 +144,10 @@ class DealEngine:
                     per_buyer_limit=deal["per_buyer_limit"],
                     already_claimed=claim["quantity"],
                 )
-        until = self._sold_out.get(deal_id)  # checked second, as the deal itself does
-        if until is not None and self.clock() < until:
-            raise errors.OutOfStock("the deal is sold out", units_left=0)
+        sold_out = self._sold_out.get(deal_id)  # checked second, as the deal itself does
+        if sold_out is not None and self.clock() < sold_out[0]:
+            extra = sold_out[1]
+            raise errors.OutOfStock(f"{extra['sku']}: {quantity} requested, 0 left", **extra)
 
     # -- forwarding ----------------------------------------------------------------------------
     def _sign(self, path: str, body: bytes, stamp: str) -> str:
@@ -194,7 +197,7 @@ class DealEngine:
         args = _decode(json.loads(body))
         try:
             if op == "claim":
-                self._refuse_fast(deal_id, args["buyer_id"], args["claim_id"])
+                self._refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
             result = await self.local(deal_id, op, args)
         except errors.DomainError as exc:
             extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | float)}

@@ -6,50 +6,17 @@ claims lapse minutes later), so these scenarios take no real waiting.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 from litestar.testing import TestClient
 
-from redcart.app import create_app
-from redcart.wiring import build_commerce, migrate
-from tests.conftest import make_settings
 from tests.integration.conftest import ADDRESS, ADMIN, VALID_ID, Shop, sign_up
+from tests.live_api.conftest import Clock
 
 PROBLEM = "application/problem+json"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def client(store_url: str | None, tmp_path: Path, clock: Clock) -> Iterator[TestClient]:
-    settings = make_settings(store_url, tmp_path / "var")
-    migrate(settings)
-    runtime = build_commerce(settings)
-    runtime.cfg = dataclasses.replace(runtime.cfg, clock=clock)
-    app = create_app(settings, runtime, env={"REDCART_PAYMENTS": "off"})
-    with TestClient(app=app) as test_client:
-        yield test_client
 
 
 def live_session(client: TestClient, shop: Shop) -> str:
