@@ -133,3 +133,30 @@ def test_a_rendered_page_is_reused_for_a_second_unless_asked_fresh(client: TestC
         assert r.json()["available"] == 5 + 3
 
     eventually(fresh)
+
+
+def test_a_reused_page_is_the_same_answer_until_its_second_is_up(client: TestClient) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    url = f"/products/{shop.product}/page"
+
+    def stocked() -> None:
+        assert page(client, shop.product)["available"] == 5
+
+    eventually(stocked)
+    first = client.get(url, headers={"Cache-Control": "no-cache"})  # rendered and remembered
+    again = client.get(url)  # answered from the cache, before the handler
+    assert again.status_code == 200 and again.content == first.content
+    assert {k: again.headers[k] for k in ("content-type", "cache-control")} == {
+        "content-type": "application/json",
+        "cache-control": "public, max-age=1",
+    }
+    assert first.headers["content-type"] == "application/json"
+    shop.receive(shop.bonded, 2)
+
+    def moved_on() -> None:
+        later = client.get(url)
+        assert later.json()["as_of"] != first.json()["as_of"]
+        assert later.json()["available"] == 7
+
+    eventually(moved_on)
+    assert client.get(url.replace(shop.product, "nope")).status_code == 404
