@@ -39,6 +39,7 @@ from livestream.room.pg_backplane import PgBackplane
 from payments.api import declare_to_customs, order_payments, start_payment, webhook
 from projections.api import read_routes
 from projections.api.dashboards import analytics_routes
+from projections.api.page_renewal import renew_pages_forever
 from redcart.internal_listener import InternalListener
 from redcart.payments_wiring import build_payments, payment_process
 from redcart.settings import Settings
@@ -106,6 +107,7 @@ def create_app(
         if settings.projections == "inprocess":
             runtime.lists.start()
         reads.start()  # its own runners only in-process; reads either way
+        renewing = asyncio.create_task(renew_pages_forever(reads)) if reads.on_postgres else None
         sweeper = asyncio.create_task(sweep_forever(runtime, settings.sweep_interval_seconds))
         manager = asyncio.create_task(process.run_forever())
         try:
@@ -115,6 +117,8 @@ def create_app(
             manager.cancel()
             settling.cancel()
             audience.cancel()
+            if renewing is not None:
+                renewing.cancel()
             await reads.aclose()  # first: its runners read both applications' logs
             await live.deal_room.stop()
             if listener is not None:

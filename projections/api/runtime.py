@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -48,7 +49,11 @@ class ReadModels:
         self._database_url = database_url if store.dialect == "postgres" else None
         self._pool: Any = None
         self._pool_lock = asyncio.Lock()
-        self._rendered: dict[Any, tuple[float, bytes]] = {}
+        self._rendered: dict[Any, tuple[float, bytes, tuple | None]] = {}
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.store.dialect == "postgres"
 
     # -- a short-lived cache of rendered answers -----------------------------------------------
     def rendered(self, key: Any) -> bytes | None:
@@ -64,12 +69,46 @@ class ReadModels:
             return None
         return hit[1]
 
-    def remember_rendered(self, key: Any, body: bytes) -> None:
+    def remember_rendered(
+        self, key: Any, body: bytes, versions: tuple | None = None, right_for: float = 0.0
+    ) -> None:
+        """Keep `body`; with the `versions` of the rows it was rendered from, it may be renewed
+        (see `revalidatable`) for `right_for` seconds, after which the clock alone changes it."""
         if self.config.page_cache_seconds <= 0:
             return
         if len(self._rendered) >= RENDERED_MAX:
             self._rendered.clear()  # cheaper than LRU bookkeeping on every hit
-        self._rendered[key] = (time.monotonic() + self.config.page_cache_seconds, body)
+        now = time.monotonic()
+        kept = None if versions is None else (versions, now + right_for * _spread())
+        self._rendered[key] = (now + self.config.page_cache_seconds * _spread(), body, kept)
+
+    def revalidatable(self, key: Any) -> tuple[bytes, tuple] | None:
+        """A remembered answer past its second but still right if its rows are unchanged:
+        its body and those rows' versions, for the caller to compare with the store's."""
+        hit = self._rendered.get(key)
+        if hit is None or hit[2] is None or hit[2][1] < time.monotonic():
+            return None
+        return hit[1], hit[2][0]
+
+    def running_out(self, within: float) -> list[tuple[Any, tuple]]:
+        """Remembered answers (key, rows' versions) whose second ends within `within` seconds
+        and that would still be right if their rows are unchanged."""
+        now = time.monotonic()
+        soon = now + within
+        return [
+            (key, kept[0])
+            for key, (fresh_until, _, kept) in list(self._rendered.items())
+            if kept is not None and fresh_until < soon and kept[1] > now
+        ]
+
+    def renew(self, key: Any) -> bytes | None:
+        """The rows are unchanged: reuse the answer for another `page_cache_seconds`."""
+        hit = self._rendered.get(key)
+        if hit is None:  # cleared meanwhile
+            return None
+        ttl = self.config.page_cache_seconds * _spread()
+        self._rendered[key] = (time.monotonic() + ttl, *hit[1:])
+        return hit[1]
 
     # -- runners (in-process mode) -------------------------------------------------------------
     def start(self) -> ReadModels:
@@ -145,6 +184,12 @@ class ReadModels:
 
     def status(self) -> list[dict]:
         return rebuild.status(self.store, self.apps, self.config)
+
+
+def _spread() -> float:
+    """A share of a lifetime, 0.8 to 1: pages first rendered together (after a start, say)
+    should not all need reading again in the same instant."""
+    return 0.8 + 0.2 * random.random()
 
 
 def _missing_table(exc: Exception) -> bool:

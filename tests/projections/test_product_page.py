@@ -3,10 +3,13 @@ price, stock per warehouse, offers by other merchants, notes, rating, live sessi
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime, timedelta
 
 from litestar.testing import TestClient
 
+from projections.api.pages import REUSE_AT_MOST, reusable_until
 from tests.projections.conftest import Shop, deliver, eventually, order_body, sign_up
 
 
@@ -160,3 +163,44 @@ def test_a_reused_page_is_the_same_answer_until_its_second_is_up(client: TestCli
 
     eventually(moved_on)
     assert client.get(url.replace(shop.product, "nope")).status_code == 404
+
+
+def test_an_unchanged_page_is_renewed_on_postgresql_and_a_change_still_shows(
+    client: TestClient, store_url: str | None
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    url = f"/products/{shop.product}/page"
+
+    def stocked() -> None:
+        assert page(client, shop.product)["available"] == 5
+
+    eventually(stocked)
+    first = client.get(url, headers={"Cache-Control": "no-cache"}).json()
+    time.sleep(1.3)  # past the second a rendered page is reused for unconditionally
+    later = page(client, shop.product)
+    if store_url is None:
+        assert later["as_of"] != first["as_of"]  # SQLite: read and rendered again
+    else:
+        assert later == first  # PostgreSQL: its rows' versions are unchanged, so renewed
+
+    time.sleep(1.3)  # renewed again meanwhile (in the background on PostgreSQL)
+    assert page(client, shop.product)["as_of"] == later["as_of"] or store_url is None
+    shop.receive(shop.bonded, 2)  # a change shows within about a second of its projection
+    eventually(lambda: _assert_available(client, shop.product, 7), timeout=5)
+
+
+def _assert_available(client: TestClient, product_id: str, units: int) -> None:
+    assert page(client, product_id)["available"] == units
+
+
+def test_an_unchanged_page_is_right_only_until_its_next_hold_lapses() -> None:
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    at = now.timestamp()
+    holds = {"pending": [[at - 5, 1], [at + 3, 2], [at + 7, 1]]}
+    doc = {"warehouses": [holds, {"pending": []}]}
+    offers = [{"modes": {"bonded": {"pending": [[at + 2, 1]]}}}]
+    row = (json.dumps(doc), json.dumps(offers), None, None)
+    assert reusable_until(row, now) == at + 2
+    assert reusable_until((json.dumps({"warehouses": []}), None, None, None), now) == (
+        at + REUSE_AT_MOST
+    )

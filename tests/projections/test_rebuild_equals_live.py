@@ -78,7 +78,8 @@ def check(store: SqlStore, data: st.DataObject) -> None:
     now = datetime(2026, 1, 1, 6, tzinfo=UTC)
     for product in world.products:
         sql = [page_sql(store.dialect, n) for n in (live_gen, rebuilt_gen)]
-        pages = [store.query(q, (str(product.id),)) for q in sql]
+        # the four stored documents (on PostgreSQL the rows' versions follow; they differ)
+        pages = [[row[:4] for row in store.query(q, (str(product.id),))] for q in sql]
         assert pages[0] and pages[0] == pages[1]
         assert render(pages[0][0], now, CONFIG.notes) == render(pages[1][0], now, CONFIG.notes)
 
