@@ -8,11 +8,12 @@ postgresql://postgres@127.0.0.1:5432/test), dropped at the end:
    shipped, delivered, partly or fully refunded, cancelled or left to expire; plus live sessions
    with audience samples and flash deals with their claims. REDCART_BENCH_EVENTS sets its size.
 2. Rebuild: each of the three feeds (attribution, merchant_dashboard, live_analytics) caught up
-   from position 0 into fresh tables, by the production runner (`ProjectionRunner`, batches of
-   1,000, the views' begin/end_batch hooks) and by `BatchRunner` (the same, decoding with
-   msgspec); events/s counts the events the feeds apply, not the log entries they skip. The
-   baseline, in the same run: the production runner with one transaction per event, over the
-   first REDCART_BENCH_BASELINE_EVENTS events of the attribution feed.
+   from position 0 into fresh tables by `BatchRunner` (what `redcart projections rebuild` and
+   the workers run: batches of 1,000, msgspec decoding, each batch decided whole), and by the
+   plain `ProjectionRunner` (the same batches, events decoded into domain objects and handed
+   over one by one); events/s counts the events the feeds apply, not the log entries they
+   skip. The baseline, in the same run: one transaction per event, over the first
+   REDCART_BENCH_BASELINE_EVENTS events of the attribution feed.
 3. Live lag: `redcart worker projections --view attribution --view dashboards` in its own
    process (LISTEN-woken), while this process appends ~REDCART_BENCH_RATE events/s to the
    Commerce log for `seconds`. Lag is from a save's commit to the moment both Commerce feeds'
@@ -83,8 +84,8 @@ def run(seconds: float = 10.0, clients: int = 0, progress: bool = True) -> dict:
         "machine": machine,
     }
     console.print(
-        f"[bold]rebuild {rebuild['batch_runner']['events_per_s']:.0f} events/s[/] (production "
-        f"runner {rebuild['production']['events_per_s']:.0f}/s, one txn per event "
+        f"[bold]rebuild {rebuild['batch_runner']['events_per_s']:.0f} events/s[/] (plain "
+        f"runner {rebuild['plain_runner']['events_per_s']:.0f}/s, one txn per event "
         f"{rebuild['baseline']['events_per_s']:.0f}/s); live lag p50 {lag['p50_ms']} ms, "
         f"p99 {lag['p99_ms']} ms at {lag['events_per_s']:.0f} events/s"
     )
@@ -356,7 +357,7 @@ def _rebuild(settings: Any, apps: dict, console: Any) -> dict:
         }
 
     try:
-        production = timed(plain.ProjectionRunner, 101)
+        plain_runner = timed(plain.ProjectionRunner, 101)
         batched = timed(BatchRunner, 102)
         same = [
             store.query(f"SELECT COUNT(*), SUM(seq) FROM attr_{t}_g{n}")
@@ -368,7 +369,7 @@ def _rebuild(settings: Any, apps: dict, console: Any) -> dict:
     finally:
         store.close()
     return {
-        "production": production,
+        "plain_runner": plain_runner,
         "batch_runner": batched,
         "same_rows": same[:2] == same[2:],
         "baseline": baseline,

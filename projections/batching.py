@@ -6,9 +6,10 @@ trip for each: on PostgreSQL that, not the events, bounds a rebuild. A projectio
 `apply_batch(cur, facts)` gets the whole batch: it loads the rows the batch names with a few
 `IN (...)` queries, changes them in memory and upserts each changed row once (`Batch`).
 
-`BatchRunner` is `ProjectionRunner` with that one difference, plus a faster decoder: when the
-application stores plain JSON (no cipher, no compression, no upcasting), events are decoded by
-msgspec into dicts and never become domain objects. Values then arrive in the transcoder's
+`BatchRunner` (what rebuilds and live workers run) is `ProjectionRunner` with that one
+difference, plus a faster decoder: when the application stores plain JSON (no cipher, no
+compression, no upcasting), events are decoded by msgspec into dicts and never become domain
+objects. Values then arrive in the transcoder's
 tagged form (`{"_type_": "uuid_hex", "_data_": …}`), so projections read them through `as_id`
 and `as_datetime`, which accept both forms; `apply(cur, event, position)` keeps working under
 the plain runner.
@@ -25,7 +26,7 @@ import msgspec
 from eventsourcing.persistence import JSONTranscoder
 from eventsourcing.utils import get_topic, resolve_topic
 
-from projections.runner import ProjectionRunner
+from projections.runner import FollowingRunner, ProjectionRunner
 
 CHUNK = 500  # keys per IN (...): well under SQLite's 32,766 bound parameters
 # Column types for PostgreSQL's unnest(); columns not named here are text.
@@ -263,6 +264,10 @@ class BatchRunner(ProjectionRunner):
             super()._apply_batch(cur, batch)
         elif batch:
             self.projection.apply_batch(cur, batch)  # type: ignore[attr-defined]
+
+
+class FollowingBatchRunner(FollowingRunner, BatchRunner):
+    """The live runner of a blue/green view (`FollowingRunner`) with the batch decoder."""
 
 
 def _plain_json(app: Any, topics: tuple[str, ...]) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 from eventsourcing.application import Application
 
 from projections import runner
+from projections.batching import BatchRunner, FollowingBatchRunner
 from projections.registry import VIEWS, Generation, ReadConfig, View
 from projections.sqlstore import SqlStore
 
@@ -145,9 +146,7 @@ def rebuild(
     for feed, projection in projections(view, new, store.dialect, config):
         runner.migrate(store, projection)
         runners.append(
-            runner.ProjectionRunner(
-                apps[feed.source], store, projection, batch_size=config.batch_size
-            )
+            BatchRunner(apps[feed.source], store, projection, batch_size=config.batch_size)
         )
     positions = {id(r): r.position for r in runners}
 
@@ -252,12 +251,10 @@ def runners_for(
             options = {"batch_size": config.batch_size, "poll_interval": poll_interval}
             if not view.generational:
                 projection = feed.build(Generation(0, store.dialect, config))
-                made.append(
-                    runner.ProjectionRunner(apps[feed.source], store, projection, **options)
-                )
+                made.append(BatchRunner(apps[feed.source], store, projection, **options))
                 continue
             made.append(
-                runner.FollowingRunner(
+                FollowingBatchRunner(
                     apps[feed.source],
                     store,
                     active=lambda name=view.name: active_generation(store, name),
