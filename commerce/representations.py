@@ -100,6 +100,7 @@ def order_view(o: Order, now: datetime) -> dict:
         "shipment": o.shipment,
         "refunded_fen": o.refunded_fen,
         "attribution": o.attribution,
+        "coupon_id": str(o.coupon_id) if getattr(o, "coupon_id", None) else None,
         "payment_provider": o.payment_provider,
         "history": [{"status": s, "at": iso(at)} for s, at in o.history],
         "version": o.version,

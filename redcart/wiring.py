@@ -145,7 +145,7 @@ def build_livestream(settings: Settings, commerce: CommerceRuntime) -> Livestrea
     engine = DealEngine(writer, commerce.cfg.clock, ownership, settings.secret_key.encode())
     # Rooms span API processes through LISTEN/NOTIFY on PostgreSQL; embedded, one process.
     backplane = PgBackplane(settings.database_url) if postgres else None  # type: ignore[arg-type]
-    return LivestreamRuntime(
+    live = LivestreamRuntime(
         app=app,
         writer=writer,
         commerce=commerce,
@@ -154,6 +154,8 @@ def build_livestream(settings: Settings, commerce: CommerceRuntime) -> Livestrea
         backplane=backplane,
         settle_grace_seconds=settings.settle_grace_seconds,
     )
+    commerce.coupons = live.coupon_terms  # checkout reads a live coupon's terms from its session
+    return live
 
 
 def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: LivestreamRuntime):

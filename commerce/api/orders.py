@@ -14,6 +14,7 @@ from commerce.api import schemas
 from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, page, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
+from commerce.domain.coupons import CouponTerms
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.identity import validate_resident_id
 from commerce.domain.orders import Order
@@ -26,6 +27,15 @@ def _listed_status(item: dict, now_iso: str) -> dict:
     if item["status"] == "placed" and item["pay_before"] <= now_iso:
         return item | {"status": "expired"}
     return item
+
+
+async def _coupon(runtime: Runtime, ref: schemas.CouponRef) -> CouponTerms:
+    session_id = body_uuid(ref.session_id, "coupon.session_id")
+    coupon_id = body_uuid(ref.coupon_id, "coupon.coupon_id")
+    terms = await runtime.coupons(session_id, coupon_id) if runtime.coupons else None
+    if terms is None:
+        raise InvalidInput("no such coupon in this live session", field="coupon")
+    return terms
 
 
 class OrderController(Controller):
@@ -44,9 +54,11 @@ class OrderController(Controller):
 
         The buyer's real name and resident ID are checked (check digit included) and kept only
         masked and hashed. A `promo_code` of this merchant takes its percent off the goods
-        before tax. Send an `Idempotency-Key` to retry safely.
+        before tax; so does a live `coupon` its amount or percent, within its quantity and
+        per-buyer limit. Send an `Idempotency-Key` to retry safely.
         """
         identity = ordering.identify(runtime.cfg, data.identity.name, data.identity.resident_id)
+        coupon = await _coupon(runtime, data.coupon) if data.coupon else None
         order_id = idempotency.resource_id("order") if idempotency else uuid4()
         result = await runtime.writer.submit(
             ordering.place_order,
@@ -61,6 +73,7 @@ class OrderController(Controller):
             order_id,
             data.payment_provider,
             data.promo_code,
+            coupon,
             probe=ordering.probe_ids(runtime.cfg, idempotency, identity),
         )
         if not result.replayed:

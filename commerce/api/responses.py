@@ -130,6 +130,7 @@ class Quote(Out):
     total_fen: int
     dutiable_fen: int
     shipments: list[QuotedShipment]
+    discount_fen: int = 0  # off the goods (promo code or live coupon); goods_fen is after it
 
 
 class MaskedIdentity(Out):
@@ -162,6 +163,7 @@ class Order(Out):
     shipment: dict[str, str]
     refunded_fen: int
     attribution: dict | None
+    coupon_id: str | None
     payment_provider: str | None
     history: list[StatusChange]
     version: int

@@ -36,6 +36,9 @@ class CommerceRuntime:
     admin_key: str
     vault: IdentityVault
     engagement: Any = None  # commerce.services.engagement.EngagementBuffer, once started
+    # async (session_id, coupon_id) -> commerce.domain.coupons.CouponTerms | None: set by the
+    # composition root, since coupons are issued in live sessions (the Livestream context)
+    coupons: Any = None
     _auth_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
 
     async def read(self, aggregate_id: UUID, kind: type) -> Any | None:

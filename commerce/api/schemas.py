@@ -92,6 +92,11 @@ class Address(Strict):
     postcode: Text
 
 
+class CouponRef(Strict):
+    session_id: Text
+    coupon_id: Text
+
+
 class PlaceOrder(Strict):
     merchant_id: Text
     lines: Annotated[list[OrderLine], Meta(max_length=100)]
@@ -102,6 +107,9 @@ class PlaceOrder(Strict):
     payment_provider: Annotated[str, Meta(max_length=32)] | None = None
     # A creator's promo code (any case): its percent comes off the goods before tax.
     promo_code: Annotated[str, Meta(max_length=64)] | None = None
+    # A coupon issued in a live session (its id from the room's coupon.issued): its amount or
+    # percent comes off the goods before tax. An order takes a promo code or a coupon.
+    coupon: CouponRef | None = None
 
 
 class CancelOrder(Strict):

@@ -70,3 +70,8 @@ def journey_id(buyer_id: UUID) -> UUID:
 def review_id(order_id: UUID, product_id: UUID) -> UUID:
     """One review per product per order: posting twice names the same stream."""
     return uuid5(NAMESPACE, f"review:{order_id}:{product_id}")
+
+
+def coupon_uses_id(coupon_id: UUID) -> UUID:
+    """Where a live coupon's uses at checkout are counted (commerce.domain.coupons)."""
+    return uuid5(NAMESPACE, f"coupon-uses:{coupon_id}")

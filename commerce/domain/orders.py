@@ -51,6 +51,7 @@ class Order(Aggregate):
         fingerprint: str | None = None,
         payment_provider: str | None = None,
         drawn_from: UUID | None = None,
+        coupon_id: UUID | None = None,
     ) -> None:
         self.merchant_id = merchant_id
         self.buyer_id = buyer_id
@@ -68,6 +69,7 @@ class Order(Aggregate):
         self.payment_provider = payment_provider  # chosen at checkout: payment requested at once
         # a flash-deal order's units sit in the deal's stock hold until it is paid for
         self.drawn_from = drawn_from
+        self.coupon_id = coupon_id  # a live coupon's id: its use is held like the stock
         self.recorded_status = PLACED
         self.payment_ref: str | None = None
         self.paid_at: datetime | None = None

@@ -337,6 +337,7 @@ def _quote_shipment(
     rates: FreightRates,
     policy: CbecPolicy,
     percent_off: int = 0,
+    line_off: Sequence[int] | None = None,
 ) -> ShipmentQuote:
     if shipment.mode not in SHIPPING_MODES:
         raise InvalidQuoteInput(f"{field}.mode", f"must be one of {', '.join(SHIPPING_MODES)}")
@@ -357,6 +358,8 @@ def _quote_shipment(
     # so the tax is assessed on what the buyer actually pays for the goods.
     kept = Fraction(100 - percent_off, 100)
     goods = [_round_half_up(exact * kept) for exact in exact_goods]
+    if line_off is not None:  # an amount off the order, already split over its lines
+        goods = [g - off for g, off in zip(goods, line_off, strict=True)]
     discount = sum(_round_half_up(exact) for exact in exact_goods) - sum(goods)
     weight = sum(line.weight_grams * line.quantity for line in shipment.lines)
     shipment_freight = freight_fen(shipment.mode, weight, rates)
@@ -396,20 +399,31 @@ def quote_order(
     policy: CbecPolicy,
     *,
     percent_off: int = 0,
+    amount_off_fen: int = 0,
 ) -> Quote:
     """Price an order line by line; every total is the exact sum of the parts below it.
 
     Tax is assessed per line on goods plus that line's share of its shipment's freight, so
     lines with different tax rates each bear tax on their own freight share. `percent_off` (a
-    promo code) comes off the goods before freight shares and tax are worked out.
+    promo code) comes off the goods before freight shares and tax are worked out; so does
+    `amount_off_fen` (a live coupon), split over the lines in proportion to their goods and
+    never more than they cost.
     """
     if not shipments:
         raise InvalidQuoteInput("shipments", "must not be empty")
     _require_int(percent_off, "percent_off")
+    _require_int(amount_off_fen, "amount_off_fen")
     if percent_off > 100:
         raise InvalidQuoteInput("percent_off", "must be at most 100")
+    if percent_off and amount_off_fen:
+        raise InvalidQuoteInput("amount_off_fen", "a quote takes a percent or an amount off")
+    offs: list[Sequence[int] | None] = [None] * len(shipments)
+    if amount_off_fen:
+        offs = _split_amount_off(shipments, fx_rates, amount_off_fen)
     quotes = tuple(
-        _quote_shipment(shipment, f"shipments[{index}]", fx_rates, freight, policy, percent_off)
+        _quote_shipment(
+            shipment, f"shipments[{index}]", fx_rates, freight, policy, percent_off, offs[index]
+        )
         for index, shipment in enumerate(shipments)
     )
     return Quote(
@@ -420,6 +434,27 @@ def quote_order(
         total_fen=sum(q.total_fen for q in quotes),
         discount_fen=sum(q.discount_fen for q in quotes),
     )
+
+
+def _split_amount_off(
+    shipments: Sequence[ShipmentInput], fx_rates: Mapping[str, Decimal], amount_fen: int
+) -> list[Sequence[int] | None]:
+    """Each line's part of an amount off, pro rata to its goods: the parts add up to the amount,
+    or to all the goods when the amount is more than they cost."""
+    listed = []
+    for index, shipment in enumerate(shipments):
+        for at, line in enumerate(shipment.lines):
+            _validate_line(line, f"shipments[{index}].lines[{at}]")
+        listed.append([
+            _round_half_up(_exact_cny_fen(line.unit_price_minor * line.quantity, line.currency,
+                                          _rate_for(line.currency, fx_rates)))
+            for line in shipment.lines
+        ])  # fmt: skip
+    flat = [goods for shipment in listed for goods in shipment]
+    if not flat:  # no lines: the shipment's own check says so
+        return [None] * len(shipments)
+    parts = iter(allocate_pro_rata(min(amount_fen, sum(flat)), flat))
+    return [[next(parts) for _ in shipment] for shipment in listed]
 
 
 def fen_to_yuan_str(fen: int) -> str:

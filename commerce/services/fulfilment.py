@@ -8,6 +8,8 @@ from uuid import UUID
 
 from commerce import representations
 from commerce.config import CommerceConfig
+from commerce.domain import ids
+from commerce.domain.coupons import CouponUses
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.inventory import BuyerAnnualQuota, Stock
 from commerce.domain.orders import Order
@@ -55,6 +57,8 @@ def confirm_holds(uow: UnitOfWork, order: Order, now: datetime) -> None:
             stock.draw(order.drawn_from, order.id, order.lines[0]["quantity"], now)
     if quota:
         quota.confirm(order.id, now)
+    if uses := _coupon_uses(uow, order):
+        uses.confirm(order.id, now)
 
 
 def can_draw(uow: UnitOfWork, order: Order, now: datetime) -> bool:
@@ -93,6 +97,8 @@ def expire_order(uow: UnitOfWork, cfg: CommerceConfig, order_id: UUID) -> bool:
         stock.expire(order.id, now)
     if quota:
         quota.release(order.id)
+    if uses := _coupon_uses(uow, order):
+        uses.release(order.id)
     return True
 
 
@@ -102,6 +108,13 @@ def _release(uow: UnitOfWork, order: Order) -> None:
         stock.release(order.id)
     if quota:
         quota.release(order.id)
+    if uses := _coupon_uses(uow, order):
+        uses.release(order.id)
+
+
+def _coupon_uses(uow: UnitOfWork, order: Order) -> CouponUses | None:
+    coupon = getattr(order, "coupon_id", None)  # orders placed before coupons have none
+    return uow.get(ids.coupon_uses_id(coupon), CouponUses) if coupon else None
 
 
 def declare_customs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from datetime import datetime
 from uuid import UUID, uuid4
 
 from commerce import representations
@@ -11,6 +12,7 @@ from commerce.config import CHINA, CommerceConfig
 from commerce.domain import ids
 from commerce.domain.accounts import FxRate
 from commerce.domain.allocation import InsufficientStock, StockOption, allocate
+from commerce.domain.coupons import CouponTerms, CouponUses
 from commerce.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -82,15 +84,20 @@ def place_order(
     order_id: UUID | None = None,
     payment_provider: str | None = None,
     promo_code: str | None = None,
+    coupon: CouponTerms | None = None,
 ) -> Answer:
     """`identity` comes from `identify`, outside the writer: checking and hashing a resident ID
     is pure work that need not hold up every other order. `order_id` lets the caller know the
     id up front (under an Idempotency-Key the key decides it). A `promo_code` takes its percent
-    off the goods before tax and becomes the order's attribution."""
+    off the goods before tax and becomes the order's attribution. A live `coupon` (its terms
+    read from its session by the caller) takes its amount or percent off the goods before tax;
+    one order takes one discount."""
 
     def create() -> Answer:
         now = cfg.clock()
         merchant = get_merchant(uow, merchant_id)
+        if coupon is not None:
+            usable_coupon(coupon, merchant_id, now, promo_code)
         promo = (
             referrals.redeemable_promo(uow, promo_code, merchant_id, now) if promo_code else None
         )
@@ -139,8 +146,11 @@ def place_order(
             for (kind, wid), items in shipment_lines.items()
         ]
         try:
-            off = promo.percent_off if promo else 0
-            quote = quote_order(shipments, rates, cfg.freight, cfg.cbec, percent_off=off)
+            off = promo.percent_off if promo else (coupon.percent_off or 0) if coupon else 0
+            amount_off = (coupon.amount_fen or 0) if coupon else 0
+            quote = quote_order(
+                shipments, rates, cfg.freight, cfg.cbec, percent_off=off, amount_off_fen=amount_off
+            )
             check_order_limit(quote, cfg.cbec)
             quota_id = ids.quota_id(identity.identity_hash, cfg.quota_year(now))
             quota = uow.get(quota_id, BuyerAnnualQuota)
@@ -157,6 +167,8 @@ def place_order(
             )
         new_id = idem.resource_id("order") if idem else (order_id or uuid4())
         until = now + cfg.reservation_ttl
+        if coupon is not None:
+            uses_of(uow, coupon).take(new_id, buyer_id, until, now)
         for stock, taken in reservations:
             stock.reserve(new_id, taken, until, now)
         quota.hold(new_id, quote.dutiable_fen, until)
@@ -182,6 +194,7 @@ def place_order(
             else referrals.redeem_promo(uow, promo, buyer_id, quote.discount_fen, now),
             fingerprint=idem.fingerprint if idem else None,
             payment_provider=payment_provider,
+            coupon_id=coupon.coupon_id if coupon else None,
         )
         uow.add(order)
         return Answer(201, representations.order_view(order, now))
@@ -205,6 +218,33 @@ def _replayed(uow: UnitOfWork, idem: Idempotency) -> Answer | None:
     if first is None:  # placed and changed within one batch, not yet committed
         raise Conflict("the first request with this Idempotency-Key is still in progress; retry")
     return Answer(201, representations.order_view(first, first.placed_at), replayed=True)
+
+
+def usable_coupon(
+    coupon: CouponTerms, merchant_id: UUID, now: datetime, promo_code: str | None
+) -> None:
+    if promo_code:
+        raise InvalidInput("an order takes a promo code or a coupon, not both", field="coupon")
+    if coupon.merchant_id != merchant_id:
+        raise InvalidInput("this coupon is for another merchant's goods", field="coupon")
+    if not coupon.usable(now):
+        raise Conflict("this coupon can no longer be used", field="coupon", reason="expired")
+
+
+def uses_of(uow: UnitOfWork, coupon: CouponTerms) -> CouponUses:
+    """The coupon's uses, opened with its terms the first time an order names it."""
+    uses = uow.get(ids.coupon_uses_id(coupon.coupon_id), CouponUses)
+    if uses is None:
+        uses = uow.add(
+            CouponUses(
+                id=ids.coupon_uses_id(coupon.coupon_id),
+                coupon_id=coupon.coupon_id,
+                session_id=coupon.session_id,
+                quantity=coupon.quantity,
+                per_buyer_limit=coupon.per_buyer_limit,
+            )
+        )
+    return uses  # type: ignore[return-value]
 
 
 def identify(cfg: CommerceConfig, name: str, resident_id: str) -> BuyerIdentity:
@@ -253,6 +293,7 @@ def _quote_dict(quote) -> dict:  # type: ignore[no-untyped-def]
         "tax_fen": quote.tax_fen,
         "total_fen": quote.total_fen,
         "dutiable_fen": quote.dutiable_fen,
+        "discount_fen": quote.discount_fen,  # a promo code's or coupon's, off the goods
         "shipments": [
             {
                 "warehouse_id": s.warehouse_id,

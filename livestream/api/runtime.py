@@ -19,6 +19,7 @@ from litestar.concurrency import sync_to_thread
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from commerce.api.runtime import CommerceRuntime
+from commerce.domain.coupons import REDEEMABLE_AFTER_END, CouponTerms
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.services.access import MERCHANT
 from livestream.api import usecases
@@ -137,6 +138,26 @@ class LivestreamRuntime:
         except AggregateNotFoundError:
             return None
         return session if isinstance(session, LiveSession) else None
+
+    async def coupon_terms(self, session_id: UUID, coupon_id: UUID) -> CouponTerms | None:
+        """A coupon issued in the session, as checkout uses it (commerce.domain.coupons)."""
+        session = await self.read(session_id)
+        coupon = session.coupons.get(coupon_id) if session else None
+        if session is None or coupon is None:
+            return None
+        until = None
+        if session.status != LIVE:
+            until = (session.finished_at or coupon.issued_at) + REDEEMABLE_AFTER_END
+        return CouponTerms(
+            coupon_id=coupon_id,
+            session_id=session_id,
+            merchant_id=session.host_merchant_id,
+            amount_fen=coupon.amount_fen,
+            percent_off=coupon.percent_off,
+            quantity=coupon.quantity,
+            per_buyer_limit=coupon.per_buyer_limit,
+            usable_until=until,
+        )
 
     async def host_of(self, session_id: UUID) -> tuple[UUID, UUID | None] | None:
         """(host merchant, creator) of a session: fixed at scheduling, so cached for claims."""

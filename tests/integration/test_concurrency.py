@@ -9,6 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from threading import Barrier
+from typing import Any
 
 import httpx
 import pytest
@@ -29,7 +30,8 @@ def resident_id(n: int) -> str:
     return body + resident_id_check_char(body)
 
 
-def seed(url: str) -> tuple[str, str, list[str]]:
+def seed(url: str, buyers: int = BUYERS) -> tuple[str, str, list[str], str]:
+    """(merchant id, product id, buyers' tokens, merchant's API key)."""
     with httpx.Client(base_url=url, timeout=30) as c:
         m = c.post(
             "/admin/merchants",
@@ -65,26 +67,29 @@ def seed(url: str) -> tuple[str, str, list[str]]:
         )
         assert r.status_code == 201, r.text
         tokens = [
-            c.post("/buyers", json={"display_name": f"b{i}"}).json()["token"] for i in range(BUYERS)
+            c.post("/buyers", json={"display_name": f"b{i}"}).json()["token"] for i in range(buyers)
         ]
-    return merchant["id"], product["id"], tokens
+    return merchant["id"], product["id"], tokens, merchant["api_key"]
 
 
-def race(urls: list[str], merchant_id: str, tokens: list[str]) -> list[int]:
+def race(
+    urls: list[str], merchant_id: str, tokens: list[str], **extra: Any
+) -> list[httpx.Response]:
+    """Every buyer orders one unit at the same moment (`extra`: more fields of the order)."""
     barrier = Barrier(len(tokens))
 
-    def buy(i: int) -> int:
+    def buy(i: int) -> httpx.Response:
         body = {
             "merchant_id": merchant_id,
             "lines": [{"sku": "LAST-10", "quantity": 1}],
             "identity": {"name": "买家", "resident_id": resident_id(i)},
             "address": ADDRESS,
-        }
+        } | extra
         with httpx.Client(base_url=urls[i % len(urls)], timeout=60) as c:
             barrier.wait()
             r = c.post("/orders", json=body, headers={"Authorization": f"Bearer {tokens[i]}"})
         assert r.status_code in (201, 409), r.text
-        return r.status_code
+        return r
 
     with ThreadPoolExecutor(max_workers=len(tokens)) as pool:
         return list(pool.map(buy, range(len(tokens))))
@@ -131,8 +136,8 @@ def test_fifty_buyers_for_the_last_ten_units(
     try:
         for server in servers:
             server.wait_ready()
-        merchant_id, product_id, tokens = seed(servers[0].url)
-        statuses = race([s.url for s in servers], merchant_id, tokens)
+        merchant_id, product_id, tokens, _ = seed(servers[0].url)
+        statuses = [r.status_code for r in race([s.url for s in servers], merchant_id, tokens)]
     finally:
         for server in servers:
             server.stop()

@@ -30,7 +30,7 @@ PROVIDERS = ["alipay", "wechatpay"]
 class Shop:
     def __init__(self, api: str) -> None:
         self.api = api
-        self.merchant_id, _, tokens = seed(api)
+        self.merchant_id, _, tokens, _ = seed(api)
         self.buyer = {"Authorization": f"Bearer {tokens[0]}"}
         self.n = 0
 

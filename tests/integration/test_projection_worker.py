@@ -39,7 +39,7 @@ def test_lists_kept_by_a_worker_process_survive_its_crash(
     worker = start_worker(env, tmp_path / "worker.log")
     server = ApiServer(env, tmp_path / "api.log").wait_ready()
     try:
-        merchant_id, _, tokens = seed(server.url)
+        merchant_id, _, tokens, _ = seed(server.url)
         buyer = {"Authorization": f"Bearer {tokens[0]}"}
 
         def order(n: int) -> str:
