@@ -181,6 +181,19 @@ class NoteController(Controller):
         result = await click(runtime, COMMENT, principal, path_uuid(note_id, "note"), detail)
         return answer(result)
 
+    @delete("/{note_id:str}/comments/{comment_id:str}", status_code=204, guards=[allow(BUYER)])
+    async def delete_comment(
+        self, note_id: FromPath[str], comment_id: FromPath[str], principal: Caller, runtime: Runtime
+    ) -> None:
+        """Delete a comment: yours, or any on your note. Deleting it again changes nothing."""
+        await runtime.writer.submit(
+            social.delete_comment,
+            runtime.cfg,
+            principal.id,
+            path_uuid(note_id, "note"),
+            path_uuid(comment_id, "comment"),
+        )
+
     @get("/{note_id:str}/comments")
     async def comments(
         self,

@@ -178,6 +178,8 @@ class Note(Aggregate):
         known = self.comment_index.get(comment_id)
         if known is not None:
             earlier = self.comments[known]
+            if earlier.get("deleted_at") is not None:
+                raise Conflict("this comment was deleted", field="comment_id")
             if earlier["author_id"] != author_id or earlier["text"] != text.strip():
                 raise Conflict("a different comment already has this id", field="comment_id")
             return False
@@ -193,6 +195,26 @@ class Note(Aggregate):
     def _commented(self, comment_id: UUID, author_id: UUID, text: str, at: datetime) -> None:
         self.comment_index[comment_id] = len(self.comments)
         self.comments.append({"id": comment_id, "author_id": author_id, "text": text, "at": at})
+
+    def delete_comment(self, comment_id: UUID, user_id: UUID, now: datetime) -> bool:
+        """The comment's author or the note's author may delete it; to anyone else it looks
+        missing. Deleting it again is False (nothing recorded). Its text leaves the note's
+        state (the `Commented` fact stays in the log) and its place in the list stays, so
+        the list's cursors keep their meaning."""
+        self.require_live()
+        known = self.comment_index.get(comment_id)
+        comment = None if known is None else self.comments[known]
+        if comment is None or user_id not in (comment["author_id"], self.author_id):
+            raise NotFound("no such comment", field="comment_id")
+        if comment.get("deleted_at") is not None:
+            return False
+        self._comment_deleted(comment_id, user_id, now)
+        return True
+
+    @event("CommentDeleted", topic="commerce.Note.CommentDeleted")
+    def _comment_deleted(self, comment_id: UUID, by: UUID, at: datetime) -> None:
+        i = self.comment_index[comment_id]
+        self.comments[i] = self.comments[i] | {"text": "", "deleted_at": at, "deleted_by": by}
 
     # -- engagement ----------------------------------------------------------------------------
     def count(self, deltas: dict[str, int], now: datetime, flush_id: str) -> bool:

@@ -126,12 +126,24 @@ def get_note(uow: UnitOfWork, cfg: CommerceConfig, note_id: UUID) -> dict:
     return note_view(live_note(uow, note_id))
 
 
+def delete_comment(
+    uow: UnitOfWork, cfg: CommerceConfig, user_id: UUID, note_id: UUID, comment_id: UUID
+) -> None:
+    """The comment count goes down in the same command, as a count with a flush id of its
+    own, so a projection summing counts sees it once."""
+    note, now = live_note(uow, note_id), cfg.clock()
+    if note.delete_comment(comment_id, user_id, now):
+        note.count({"comments": -1}, now, f"uncomment:{comment_id}")
+
+
 def list_comments(
     uow: UnitOfWork, cfg: CommerceConfig, note_id: UUID, start: int, limit: int
 ) -> dict:
-    """Oldest first; the cursor is the position of the next comment."""
+    """Oldest first; the cursor is the position of the next comment. Deleted comments keep
+    their place but are not shown, so a page may hold fewer than `limit`."""
     note = live_note(uow, note_id)
-    items = [comment_view(note.id, c) for c in note.comments[start : start + limit]]
+    page = note.comments[start : start + limit]
+    items = [comment_view(note.id, c) for c in page if c.get("deleted_at") is None]
     more = start + limit < len(note.comments)
     return {"items": items, "next_cursor": str(start + limit) if more else None}
 

@@ -5,7 +5,7 @@ docs/events-social.md."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import msgspec
 from litestar.testing import TestClient
@@ -260,3 +260,25 @@ def test_every_answer_matches_its_documented_shape(social: Social) -> None:
     for response, shape in checks:
         assert response.status_code in (200, 201), response.text
         msgspec.json.decode(response.content, type=shape)
+
+
+def test_a_comment_is_deleted_by_its_author_or_the_notes_author(social: Social) -> None:
+    c, note = social.client, social.note()
+    url = f"/notes/{note['id']}/comments"
+    ben, cai = sign_up(c, "ben"), sign_up(c, "cai")
+    said = [c.post(url, headers=h, json={"text": t}).json() for h, t in
+            ((ben, "一"), (cai, "二"), (ben, "三"))]  # fmt: skip
+    assert_problem(c.delete(f"{url}/{said[0]['id']}", headers=cai), 404, "comment_id")
+    assert_problem(c.delete(f"{url}/{uuid4()}", headers=ben), 404, "comment_id")
+    assert_problem(c.delete(f"{url}/not-a-uuid", headers=ben), 404, "comment_id")
+    assert_problem(c.delete(f"{url}/{said[0]['id']}"), 401)
+    assert c.delete(f"{url}/{said[0]['id']}", headers=ben).status_code == 204  # its author
+    assert c.delete(f"{url}/{said[1]['id']}", headers=social.author).status_code == 204  # note's
+    assert c.delete(f"{url}/{said[1]['id']}", headers=social.author).status_code == 204  # again
+    assert [i["text"] for i in c.get(url).json()["items"]] == ["三"]
+    page = c.get(url, params={"limit": 2}).json()  # deleted ones keep their place
+    assert page["items"] == [] and c.get(url, params={"cursor": page["next_cursor"]}).json()[
+        "items"
+    ] == [said[2]]
+    assert c.get(f"/notes/{note['id']}").json()["counts"]["comments"] == 1
+    assert topics(c).count("commerce.Note.CommentDeleted") == 2

@@ -163,6 +163,22 @@ def test_comments_are_idempotent_by_id_and_counted_only_by_engagement() -> None:
     assert note.counts["comments"] == 0 and history(note) == []
 
 
+def test_a_deleted_comment_leaves_the_state_and_cannot_be_said_again() -> None:
+    cid, given_ = uuid4(), posted()
+    note, [commented] = new_events(given_, lambda n: n.comment(cid, OTHER, "nice", T0))
+    with pytest.raises(NotFound):  # a third party: the comment looks missing
+        replay([*given_, commented]).delete_comment(cid, uuid4(), T0)
+    note, [deleted] = new_events([*given_, commented],
+                                 lambda n: n.delete_comment(cid, AUTHOR, T0))  # fmt: skip
+    assert topic(deleted) == "commerce.Note.CommentDeleted"
+    assert fields(deleted) == {"comment_id": cid, "by": AUTHOR, "at": T0}
+    note = replay([*given_, commented, deleted])
+    assert note.comments[0]["text"] == "" and note.delete_comment(cid, OTHER, T0) is False
+    with pytest.raises(Conflict):  # a retried create of a deleted comment is not a new one
+        note.comment(cid, OTHER, "nice", T0)
+    assert history(note) == []
+
+
 # -- creators, links and codes ---------------------------------------------------------------------
 def registered(hashes: list[str] | None = None) -> list[Any]:
     user = uuid4()
