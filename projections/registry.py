@@ -30,6 +30,7 @@ from commerce.domain.pricing import CbecPolicy, FreightRates
 from projections.attribution_view import AttributionView
 from projections.commerce_lists import CommerceLists
 from projections.dashboards import LiveAnalytics, MerchantDashboard
+from projections.note_lists import NoteLists
 from projections.product_page import ProductPage
 from projections.product_page_live import ProductPageLive
 from projections.read.ranking import NoteRankingConfig, TrendingConfig
@@ -116,6 +117,7 @@ VIEWS: list[View] = [
     ),
     View("search", (Feed("search", COMMERCE, SearchFeed),)),
     View("trending", (Feed("trending", COMMERCE, Trending),)),
+    View("note_lists", (Feed("note_lists", COMMERCE, NoteLists),)),
     View("attribution", (Feed("attribution", COMMERCE, AttributionView.for_generation),)),
     View(
         "dashboards",

@@ -253,6 +253,7 @@ def _summary(settings: Settings, social: dict, live: dict) -> dict:
             f"curl {base}/products/{social['product_id']}/page   # product page with its notes",
             f"curl '{base}/search?q=防晒'   # search, Chinese works",
             f"curl '{base}/feed/trending?kind=note'",
+            f"curl {base}/products/{social['product_id']}/notes   # every note tagging it",
             f"curl {merchant_auth} {base}/orders/{order_id}/attribution"
             f"   # the demo order came through referral link {social['referral_code']}: why",
             f"websocat ws://{settings.host}:{settings.port}/live/{live['session_id']}/ws"

@@ -4,8 +4,8 @@ Hypothesis drives random sequences of real domain operations (catalogue, stock h
 deadlines, FX, orders, refunds, reviews, notes and their engagement, live sessions). One
 generation follows them "live": tiny random batches, caught up at random moments, each feed on
 its own schedule. Another is built afterwards from position 0 in big batches, as
-`redcart projections rebuild` does. Every table of the product page, search and trending views
-must be equal, and so must the pages the API renders from them.
+`redcart projections rebuild` does. Every table of the product page, search, trending and
+note-list views must be equal, and so must the pages the API renders from them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from projections.registry import ReadConfig, find
 from projections.sqlstore import SqlStore
 from tests.projections.world import World
 
-VIEWS = [find(name) for name in ("product_page", "search", "trending")]
+VIEWS = [find(name) for name in ("product_page", "search", "trending", "note_lists")]
 CONFIG = ReadConfig()
 _generations = itertools.count(1)
 
