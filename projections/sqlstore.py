@@ -79,6 +79,16 @@ class SqliteStore(SqlStore):
         """Reads run outside a write transaction: WAL readers never wait for the writer."""
         return self._connection().execute(sql.replace("%s", "?"), params).fetchall()
 
+    def query_together(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list]:
+        """Several reads from one snapshot: a deferred WAL read transaction sees the database
+        as of its first read, whatever the writer commits meanwhile."""
+        conn = self._connection()
+        conn.execute("BEGIN DEFERRED")
+        try:
+            return [conn.execute(sql.replace("%s", "?"), ps).fetchall() for sql, ps in statements]
+        finally:
+            conn.execute("COMMIT")
+
     @contextmanager
     def transaction(self) -> Iterator[_SqliteCursor]:
         conn = self._connection()

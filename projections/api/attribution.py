@@ -226,12 +226,7 @@ class AttributionController(Controller):
             " > %s THEN 'pending' WHEN payable_at > %s THEN 'locked' ELSE 'payable' END AS s,"
             " COUNT(*), SUM(amount_fen) FROM {commissions} WHERE %s GROUP BY 1"
         ).replace("WHERE %s", "WHERE " + " AND ".join(where))  # our own column clauses
-        totals = await reads.read(VIEW, _sql(reads, totals_sql), [epoch, epoch, *params])
-        if principal.kind == MERCHANT and visible:
-            linked = str(principal.id) in creator["merchants"]  # type: ignore[index]
-            visible = linked or bool(totals)
-        if not visible:
-            raise NotFound("no such creator", field="creator_id")
+        totals_params = [epoch, epoch, *params]
         if wanted is not None:
             clause, times = state_clause(wanted)
             where.append(clause)
@@ -242,7 +237,18 @@ class AttributionController(Controller):
         clauses = " AND ".join(where)  # our own column clauses; values go as parameters
         listing = f"SELECT {COMMISSION_COLUMNS} FROM {{commissions}} WHERE {clauses}"  # noqa: S608
         listing += " ORDER BY seq DESC LIMIT %s"
-        rows = await reads.read(VIEW, _sql(reads, listing), [*params, limit + 1])
+        totals, rows = await reads.read_together(
+            VIEW,
+            [
+                (_sql(reads, totals_sql), totals_params),
+                (_sql(reads, listing), [*params, limit + 1]),
+            ],
+        )
+        if principal.kind == MERCHANT and visible:
+            linked = str(principal.id) in creator["merchants"]  # type: ignore[index]
+            visible = linked or bool(totals)
+        if not visible:
+            raise NotFound("no such creator", field="creator_id")
         items = [commission_view(row, now) for row in rows[:limit]]
         sums = {row[0]: (int(row[1]), int(row[2] or 0)) for row in totals}
         return Response(

@@ -158,6 +158,33 @@ class ReadModels:
                 self.generations.forget()
         raise AssertionError("unreachable")
 
+    async def read_together(
+        self, view: str, statements: Sequence[tuple[Callable[[int], str], Sequence[Any]]]
+    ) -> list[list]:
+        """Several reads of the view's active generation from one snapshot, so a total and the
+        page it sums cannot disagree because the runner committed between them."""
+        for attempt in (1, 2):
+            number = await self.generation(view)
+            try:
+                return await self._fetch_together([(sql(number), ps) for sql, ps in statements])
+            except Exception as exc:
+                if attempt == 2 or not _missing_table(exc):
+                    raise
+                self.generations.forget()
+        raise AssertionError("unreachable")
+
+    async def _fetch_together(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list:
+        if self._database_url is None:
+            return await sync_to_thread(self.store.query_together, statements)
+        pool = self._pool or await self._open_pool()
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            found = []
+            for sql, params in statements:
+                cur = await conn.execute(sql, params)
+                found.append(await cur.fetchall())
+            return found
+
     async def fetch(self, sql: str, params: Sequence[Any]) -> list:
         if self._database_url is None:
             return await sync_to_thread(self.store.query, sql, params)
