@@ -11,6 +11,7 @@ from uuid import UUID
 from litestar.concurrency import sync_to_thread
 
 from commerce.api.runtime import CommerceRuntime
+from commerce.domain.orders import Order
 from commerce.services.fulfilment import expire_order
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,9 @@ async def sweep_once(runtime: CommerceRuntime, limit: int = 500) -> int:
     for (order_id,) in rows:
         if await runtime.writer.submit(expire_order, runtime.cfg, UUID(order_id)):
             expired += 1
+            if runtime.coupon_moved is not None:  # a lapsed coupon use is free again
+                order = await runtime.read(UUID(order_id), Order)
+                await runtime.tell_coupon_moved(getattr(order, "coupon_id", None))
     return expired
 
 

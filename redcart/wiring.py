@@ -155,6 +155,7 @@ def build_livestream(settings: Settings, commerce: CommerceRuntime) -> Livestrea
         settle_grace_seconds=settings.settle_grace_seconds,
     )
     commerce.coupons = live.coupon_terms  # checkout reads a live coupon's terms from its session
+    commerce.coupon_moved = live.coupon_moved  # and tells its room how many uses are left
     return live
 
 

@@ -82,6 +82,7 @@ class OrderController(Controller):
             runtime.vault.put_soon(
                 order_id, data.identity.name, validate_resident_id(data.identity.resident_id)
             )
+            await runtime.tell_coupon_moved(result.body.get("coupon_id"))
         return answer(result)
 
     @get("/", guards=[allow(BUYER, MERCHANT)])
@@ -152,7 +153,9 @@ class OrderController(Controller):
     ) -> out.Order:
         """Cancel an unpaid order (its buyer or merchant); the stock returns at once."""
         oid = path_uuid(order_id, "order")
-        return await self._act(runtime, fulfilment.cancel_order, principal, oid, data.reason)
+        view = await self._act(runtime, fulfilment.cancel_order, principal, oid, data.reason)
+        await runtime.tell_coupon_moved(view.get("coupon_id"))  # its use is free again
+        return view
 
     @post("/{order_id:str}/mark-paid", status_code=200, guards=[allow(ADMIN)])
     async def mark_paid(

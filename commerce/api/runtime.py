@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from projections.runner import ProjectionRunner
 from projections.sqlstore import SqlStore
 
 AUTH_CACHE_SECONDS = 30.0
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +41,8 @@ class CommerceRuntime:
     # async (session_id, coupon_id) -> commerce.domain.coupons.CouponTerms | None: set by the
     # composition root, since coupons are issued in live sessions (the Livestream context)
     coupons: Any = None
+    # async (coupon_id) -> None: tells the coupon's live room how many uses it has left
+    coupon_moved: Any = None
     _auth_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
 
     async def read(self, aggregate_id: UUID, kind: type) -> Any | None:
@@ -48,6 +52,16 @@ class CommerceRuntime:
         except AggregateNotFoundError:
             return None
         return aggregate if isinstance(aggregate, kind) else None
+
+    async def tell_coupon_moved(self, coupon_id: Any) -> None:
+        """An order took or gave back a live coupon's use. The order is committed already, so
+        a room that cannot be told is logged, never the order's failure."""
+        if coupon_id is None or self.coupon_moved is None:
+            return
+        try:
+            await self.coupon_moved(UUID(str(coupon_id)))
+        except Exception:
+            log.exception("could not tell the room of coupon %s its uses left", coupon_id)
 
     async def authenticate(self, token: str) -> Principal | None:
         if hmac.compare_digest(token.encode(), self.admin_key.encode()):

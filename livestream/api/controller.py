@@ -62,9 +62,10 @@ class LiveSessionController(Controller):
         if creator is not None:
             kol = await live.commerce.read(creator, Creator)
             linked = (creator,) if kol is not None and principal.id in kol.merchants else ()
-        return await live.writer.submit(
+        view = await live.writer.submit(
             usecases.schedule, live.clock, principal.id, data.title, data.starts_at, creator, linked
         )
+        return await live.with_uses_left(view)
 
     @get("/")
     async def list_sessions(
@@ -85,21 +86,21 @@ class LiveSessionController(Controller):
         session = await live.read(path_uuid(session_id, "session"))
         if session is None:
             raise NotFound("no such live session", field="session_id")
-        return session_view(session)
+        return await live.with_uses_left(session_view(session))
 
     @post("/{session_id:str}/start", status_code=200, guards=[allow(MERCHANT)])
     async def start(self, session_id: FromPath[str], principal: Caller, live: Live) -> dict:
         sid = path_uuid(session_id, "session")
         view = await live.writer.submit(usecases.start, live.clock, principal.id, sid)
         await live.announce("session.started", view, started_at=view["started_at"])
-        return view
+        return await live.with_uses_left(view)
 
     @post("/{session_id:str}/end", status_code=200, guards=[allow(MERCHANT)])
     async def end(self, session_id: FromPath[str], principal: Caller, live: Live) -> dict:
         sid = path_uuid(session_id, "session")
         view = await live.writer.submit(usecases.end, live.clock, principal.id, sid)
         await live.announce("session.ended", view, finished_at=view["finished_at"])
-        return view
+        return await live.with_uses_left(view)
 
     @post("/{session_id:str}/pins", status_code=200, guards=[allow(MERCHANT, BUYER)])
     async def pin(
@@ -114,7 +115,7 @@ class LiveSessionController(Controller):
             raise NotFound("no such product", field="product_id")
         view = await live.writer.submit(usecases.pin, live.clock, principal, sid, product_id)
         await live.announce("product.pinned", view, product_id=str(product_id))
-        return view
+        return await live.with_uses_left(view)
 
     @delete(
         "/{session_id:str}/pins/{product_id:str}", status_code=200, guards=[allow(MERCHANT, BUYER)]
@@ -126,7 +127,7 @@ class LiveSessionController(Controller):
         pid: UUID = path_uuid(product_id, "product")
         view = await live.writer.submit(usecases.unpin, live.clock, principal, sid, pid)
         await live.announce("product.unpinned", view, product_id=str(pid))
-        return Response(view, status_code=200)
+        return Response(await live.with_uses_left(view), status_code=200)
 
     @post("/{session_id:str}/coupons", status_code=201, guards=[allow(MERCHANT, BUYER)])
     async def issue_coupon(
@@ -165,6 +166,7 @@ class LiveSessionController(Controller):
         sid, uid = path_uuid(session_id, "session"), path_uuid(user_id, "user")
         if on and await live.commerce.read(uid, Buyer) is None:
             raise NotFound("no such user", field="user_id")
-        return await live.writer.submit(
+        view = await live.writer.submit(
             usecases.set_moderator, live.clock, principal.id, sid, uid, on
         )
+        return await live.with_uses_left(view)

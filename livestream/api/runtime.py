@@ -23,6 +23,7 @@ from commerce.domain.coupons import REDEEMABLE_AFTER_END, CouponTerms
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.services.access import MERCHANT
 from livestream.api import usecases
+from livestream.api.coupon_uses import coupon_left_event, with_uses_left
 from livestream.api.deal_room import DealRoom
 from livestream.api.usecases import session_view
 from livestream.application import Livestream
@@ -229,7 +230,7 @@ class LivestreamRuntime:
         for session_id in ids:
             session = await self.read(session_id)
             if session is not None and session.status == state:
-                views.append(session_view(session))
+                views.append(await self.with_uses_left(session_view(session)))
         views.sort(key=lambda v: (v["starts_at"], v["id"]))
         return views[:limit]
 
@@ -243,9 +244,19 @@ class LivestreamRuntime:
         session = await self.read(session_id)
         if session is None:
             raise RoomNotFound(room_id)
-        view = session_view(session)
+        view = await self.with_uses_left(session_view(session))
         deals = await self.session_deals(session_id, open_only=True)
         return {"session": view, "state": view["state"], "pinned": view["pinned"], "deals": deals}
+
+    async def with_uses_left(self, view: dict[str, Any]) -> dict[str, Any]:
+        """A session view whose coupons say how many uses they have left (coupon_uses)."""
+        return await with_uses_left(self.commerce, view)
+
+    async def coupon_moved(self, coupon_id: UUID) -> None:
+        """Commerce's hook: an order took or gave back one of the coupon's uses."""
+        found = await coupon_left_event(self.commerce, coupon_id)
+        if found is not None:
+            await self.hub.publish(found[0], RoomEvent("coupon.left", found[1]))
 
     async def announce(self, kind: str, view: dict[str, Any], **extra: Any) -> None:
         """After a commit: a reliable room event carrying the session's absolute state."""

@@ -74,6 +74,7 @@ def coupon_view(coupon: Coupon) -> dict[str, Any]:
         "percent_off": coupon.percent_off,
         "quantity": coupon.quantity,
         "per_buyer_limit": coupon.per_buyer_limit,
+        "left": coupon.quantity,  # until counted: LivestreamRuntime.with_uses_left
         "issued_at": _iso(coupon.issued_at),
     }
 

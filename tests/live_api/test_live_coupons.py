@@ -3,6 +3,8 @@ before tax, and its quantity and per-buyer limit hold; a cancelled or lapsed ord
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from litestar.testing import TestClient
@@ -107,3 +109,69 @@ def test_coupons_refuse_what_they_do_not_cover(client: TestClient, clock: Clock)
     refused(order(client, shop, buyer, sid, coupon), 409, "expired")
     mine = client.get("/orders", headers=buyer).json()["items"]
     assert len(mine) == 1  # nothing refused above left an order behind
+
+
+class Room:
+    """The messages of one room socket (TestClient's websocket), read up to the one wanted."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws, self.messages = ws, []  # type: ignore[var-annotated]
+
+    def until(self, wanted: Any, seconds: float = 15) -> dict[str, Any]:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            while self.messages:
+                message = self.messages.pop(0)
+                if wanted(message):
+                    return message
+            frame = self.ws.receive_text(timeout=deadline - time.monotonic())
+            self.messages.extend(json.loads(line) for line in frame.split("\n"))
+        raise AssertionError("the room never said so")
+
+    def left(self) -> int:
+        return self.until(lambda m: m["type"] == "coupon.left")["data"]["left"]
+
+
+def uses_left(session: dict, coupon_id: str) -> int:
+    (coupon,) = [c for c in session["coupons"] if c["id"] == coupon_id]
+    return coupon["left"]
+
+
+def test_the_room_and_the_session_say_how_many_uses_are_left(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=10, direct=0)
+    sid = live_session(client, shop)
+    coupon = issue(client, shop, sid, amount_fen=300, quantity=2, per_buyer_limit=1)
+    assert coupon["left"] == 2
+    alice, bob = sign_up(client, "alice"), sign_up(client, "bob")
+
+    def state() -> int:
+        return uses_left(client.get(f"/live/sessions/{sid}").json(), coupon["id"])
+
+    with client.websocket_connect(f"/live/{sid}/ws") as ws:
+        room = Room(ws)
+        snapshot = room.until(lambda m: m["type"] == "snapshot")
+        assert uses_left(snapshot["data"]["session"], coupon["id"]) == 2
+
+        first = order(client, shop, alice, sid, coupon["id"])
+        assert first.status_code == 201, first.text
+        told = room.until(lambda m: m["type"] == "coupon.left")
+        assert told["data"] == {"coupon_id": coupon["id"], "left": 1, "quantity": 2}
+        assert "seq" in told and state() == 1  # reliable, so a resume replays it
+
+        assert order(client, shop, bob, sid, coupon["id"]).status_code == 201
+        assert room.left() == 0 and state() == 0
+        refused(order(client, shop, sign_up(client, "carol"), sid, coupon["id"]), 409, "used_up")
+
+        r = client.post(f"/orders/{first.json()['id']}/cancel", headers=alice, json={"reason": "x"})
+        assert r.status_code == 200, r.text
+        assert room.left() == 1 and state() == 1
+
+        clock.advance(16 * 60)  # bob's order lapses unpaid; the sweeper records it
+        assert state() == 2  # the session counts the lapse at once
+        assert room.left() == 2  # the room hears once the expiry is recorded
+
+    with client.websocket_connect(f"/live/{sid}/ws") as ws:
+        snapshot = Room(ws).until(lambda m: m["type"] == "snapshot")
+        assert uses_left(snapshot["data"]["session"], coupon["id"]) == 2
