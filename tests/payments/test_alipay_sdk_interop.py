@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import urllib.parse
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -18,6 +19,8 @@ from alipay.exceptions import AliPayValidationError
 from payments.port import out_trade_no_for
 from payments.signing import generate_private_key, private_key_pem, public_key_pem
 from tests.payments.conftest import approve
+
+BEIJING = ZoneInfo("Asia/Shanghai")  # the sandbox, like the gateways, bills by Beijing day
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -197,7 +200,7 @@ def test_daily_bill_lists_payments_and_refunds(alipay_sandbox, notify_receiver, 
     )
     approve(base_url, out_trade_no)
     sdk.api_alipay_trade_refund("5.00", out_trade_no=out_trade_no, out_request_no="bill-r1")
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    today = datetime.now(BEIJING).strftime("%Y-%m-%d")  # bills are by Beijing day
     answer = sdk.server_api(
         "alipay.data.dataservice.bill.downloadurl.query",
         biz_content={"bill_type": "trade", "bill_date": today},

@@ -7,7 +7,8 @@ and decrypts our callbacks, so any deviation in signing content or AES-GCM frami
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -18,6 +19,8 @@ from payments.port import out_trade_no_for
 from payments.sandbox.wechatpay_extras import MISMATCHED_CERT_NO
 from payments.signing import generate_private_key, private_key_pem, public_key_pem
 from tests.payments.conftest import approve, set_switches
+
+BEIJING = ZoneInfo("Asia/Shanghai")  # the sandbox, like the gateways, bills by Beijing day
 
 pytestmark = pytest.mark.timeout(30)
 MCHID = "1900000109"
@@ -171,7 +174,7 @@ def test_trade_bill_download(wechat_sandbox, notify_receiver, channel):
     out_trade_no = out_trade_no_for(channel)
     place_order(sdk, out_trade_no, 2345)
     approve(base_url, out_trade_no)
-    code, message = sdk.trade_bill(bill_date=datetime.now(UTC).strftime("%Y-%m-%d"))
+    code, message = sdk.trade_bill(bill_date=datetime.now(BEIJING).strftime("%Y-%m-%d"))
     assert code == 200
     code, content = sdk.download_bill(json.loads(message)["download_url"])
     text = content.decode() if isinstance(content, bytes) else content
