@@ -19,9 +19,11 @@ log = logging.getLogger(__name__)
 
 async def sweep_once(runtime: CommerceRuntime, limit: int = 500) -> int:
     now = runtime.cfg.clock()
+    await runtime.caught_up()  # and on the generation of the order list reads use
     rows = await sync_to_thread(
         runtime.store.query,
-        "SELECT id FROM list_orders WHERE status = 'placed' AND expires_at <= %s LIMIT %s",
+        f"SELECT id FROM {runtime.list_table('orders')} WHERE status = 'placed'"  # noqa: S608
+        " AND expires_at <= %s LIMIT %s",
         (now.timestamp(), limit),
     )
     expired = 0

@@ -19,8 +19,14 @@ def _topics(*classes: type) -> tuple[str, ...]:
     return tuple(c.TOPIC for c in classes)  # type: ignore[attr-defined]
 
 
+TABLES = ("merchants", "warehouses", "products", "orders")
+
+
 class CommerceLists:
-    name = "commerce_lists"
+    """`gen`: a projections.registry.Generation (tables `list_<x>_g<n>`), or None for fixed
+    names. Readers take the names from the runner that keeps them (`CommerceRuntime.lists`), so
+    a blue/green rebuild switches lists like any other view."""
+
     topics = _topics(
         Merchant.Onboarded,  # type: ignore[attr-defined]
         Warehouse.Opened,  # type: ignore[attr-defined]
@@ -38,22 +44,32 @@ class CommerceLists:
         Order.Delivered,  # type: ignore[attr-defined]
         Order.Refunded,  # type: ignore[attr-defined]
     )
-    schema = (
-        "CREATE TABLE IF NOT EXISTS list_merchants (id TEXT PRIMARY KEY, seq BIGINT NOT NULL,"
-        " body TEXT NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS list_warehouses (id TEXT PRIMARY KEY, merchant_id TEXT NOT"
-        " NULL, seq BIGINT NOT NULL, body TEXT NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS list_warehouses_merchant ON list_warehouses (merchant_id, seq)",
-        "CREATE TABLE IF NOT EXISTS list_products (id TEXT PRIMARY KEY, merchant_id TEXT NOT"
-        " NULL, seq BIGINT NOT NULL, body TEXT NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS list_products_merchant ON list_products (merchant_id, seq)",
-        "CREATE TABLE IF NOT EXISTS list_orders (id TEXT PRIMARY KEY, merchant_id TEXT NOT NULL,"
-        " buyer_id TEXT NOT NULL, seq BIGINT NOT NULL, status TEXT NOT NULL, expires_at"
-        " DOUBLE PRECISION NOT NULL, body TEXT NOT NULL)",
-        "CREATE INDEX IF NOT EXISTS list_orders_merchant ON list_orders (merchant_id, seq)",
-        "CREATE INDEX IF NOT EXISTS list_orders_buyer ON list_orders (buyer_id, seq)",
-        "CREATE INDEX IF NOT EXISTS list_orders_due ON list_orders (status, expires_at)",
-    )
+
+    def __init__(self, gen: Any = None) -> None:
+        self.name = gen.name("commerce_lists") if gen else "commerce_lists"
+        t = self.t = {k: gen.name(f"list_{k}") if gen else f"list_{k}" for k in TABLES}
+        self.tables = tuple(t.values())  # what a rebuild drops
+        self.schema = (
+            f"CREATE TABLE IF NOT EXISTS {t['merchants']} (id TEXT PRIMARY KEY, seq BIGINT NOT"
+            " NULL, body TEXT NOT NULL)",
+            *(
+                f"CREATE TABLE IF NOT EXISTS {t[k]} (id TEXT PRIMARY KEY, merchant_id TEXT NOT"
+                f" NULL, seq BIGINT NOT NULL, body TEXT NOT NULL)"
+                for k in ("warehouses", "products")
+            ),
+            *(
+                f"CREATE INDEX IF NOT EXISTS {t[k]}_merchant ON {t[k]} (merchant_id, seq)"
+                for k in ("warehouses", "products")
+            ),
+            f"CREATE TABLE IF NOT EXISTS {t['orders']} (id TEXT PRIMARY KEY, merchant_id TEXT NOT"
+            " NULL, buyer_id TEXT NOT NULL, seq BIGINT NOT NULL, status TEXT NOT NULL, expires_at"
+            " DOUBLE PRECISION NOT NULL, body TEXT NOT NULL)",
+            *(
+                f"CREATE INDEX IF NOT EXISTS {t['orders']}_{c} ON {t['orders']} ({c}, seq)"
+                for c in ("merchant_id", "buyer_id")
+            ),
+            f"CREATE INDEX IF NOT EXISTS {t['orders']}_due ON {t['orders']} (status, expires_at)",
+        )
 
     def apply(self, cur: Any, event: Any, position: int) -> None:
         oid = str(event.originator_id)
@@ -64,12 +80,13 @@ class CommerceLists:
                 "home_country": event.home_country,
                 "settlement_currency": event.settlement_currency,
             }
-            self._insert(cur, "list_merchants", (oid, position, json.dumps(body)), "id, seq, body")
+            row = (oid, position, json.dumps(body))
+            self._insert(cur, self.t["merchants"], row, "id, seq, body")
         elif isinstance(event, Warehouse.Opened):  # type: ignore[attr-defined]
             body = {"id": oid, "name": event.name, "kind": event.kind, "country": event.country}
             self._insert(
                 cur,
-                "list_warehouses",
+                self.t["warehouses"],
                 (oid, str(event.merchant_id), position, json.dumps(body)),
                 "id, merchant_id, seq, body",
             )
@@ -84,14 +101,14 @@ class CommerceLists:
             }
             self._insert(
                 cur,
-                "list_products",
+                self.t["products"],
                 (oid, str(event.merchant_id), position, json.dumps(body)),
                 "id, merchant_id, seq, body",
             )
         elif isinstance(event, Product.Revised):  # type: ignore[attr-defined]
             self._patch(
                 cur,
-                "list_products",
+                self.t["products"],
                 oid,
                 {
                     k: v
@@ -111,8 +128,9 @@ class CommerceLists:
                 "lines": [{"sku": ln["sku"], "quantity": ln["quantity"]} for ln in event.lines],
             }
             cur.execute(
-                "INSERT INTO list_orders (id, merchant_id, buyer_id, seq, status, expires_at,"
-                " body) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                f"INSERT INTO {self.t['orders']} (id, merchant_id, buyer_id, seq, status,"  # noqa: S608
+                " expires_at, body) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (id) DO NOTHING",
                 (
                     oid,
                     body["merchant_id"],
@@ -127,8 +145,9 @@ class CommerceLists:
             status = _ORDER_STATUS.get(type(event).__name__)
             if status is None or (status == "refunded" and not event.full):
                 return
-            cur.execute("UPDATE list_orders SET status = %s WHERE id = %s", (status, oid))
-            self._patch(cur, "list_orders", oid, {"status": status})
+            orders = self.t["orders"]
+            cur.execute(f"UPDATE {orders} SET status = %s WHERE id = %s", (status, oid))  # noqa: S608
+            self._patch(cur, orders, oid, {"status": status})
 
     @staticmethod
     def _insert(cur: Any, table: str, row: tuple, columns: str) -> None:

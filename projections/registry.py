@@ -17,7 +17,8 @@ added in one place. To add one, append a `View` to `VIEWS`:
   `generational=False` views keep fixed table names; they migrate and run, but cannot be rebuilt
   under a new name.
 - `inprocess=False`: something else already runs the feed inside the API process (CommerceLists
-  is run by `CommerceRuntime.lists`, whose position read-your-writes waits on).
+  is run by `CommerceRuntime.lists`, whose position read-your-writes waits on, and whose
+  current generation names the tables list reads use).
 """
 
 from __future__ import annotations
@@ -102,12 +103,7 @@ class View:
 
 
 VIEWS: list[View] = [
-    View(
-        "commerce_lists",
-        (Feed("commerce_lists", COMMERCE, lambda gen: CommerceLists()),),
-        generational=False,
-        inprocess=False,
-    ),
+    View("commerce_lists", (Feed("commerce_lists", COMMERCE, CommerceLists),), inprocess=False),
     View(
         "product_page",
         (

@@ -52,6 +52,10 @@ def migrate(store: SqlStore, projection: Projection) -> None:
         )
 
 
+class GenerationDropped(LookupError):
+    """The projection's tracking row is gone: a rebuild dropped its generation."""
+
+
 class ProjectionRunner:
     def __init__(
         self,
@@ -105,7 +109,10 @@ class ProjectionRunner:
                     f"SELECT position FROM projection_tracking WHERE name = %s{lock}",  # noqa: S608
                     (self.projection.name,),
                 )
-                if int(cur.fetchone()[0]) != start:
+                row = cur.fetchone()
+                if row is None:
+                    raise GenerationDropped(self.projection.name)
+                if int(row[0]) != start:
                     continue  # another process moved it: re-read and go on from there
                 self._apply_batch(cur, batch)
                 cur.execute(
@@ -194,19 +201,59 @@ class FollowingRunner(ProjectionRunner):
         store: SqlStore,
         active: Callable[[], int],
         build: Callable[[int], Projection],
+        active_ttl: float = 0.0,
         **kwargs: Any,
     ) -> None:
         self._active = active
         self._build = build
+        self._active_ttl = active_ttl
+        self._checked: tuple[float, int | None] = (0.0, None)
+        self._following = threading.Lock()
         self.generation = active()
         super().__init__(app, store, build(self.generation), **kwargs)
 
+    def _active_now(self, fresh: bool) -> int:
+        """`active()`, or its answer of less than `active_ttl` seconds ago (a runner woken on
+        every commit need not ask on every pass)."""
+        at, number = self._checked
+        if fresh or number is None or time.monotonic() - at > self._active_ttl:
+            number = self._active()
+            self._checked = (time.monotonic(), number)
+        return number
+
+    def follow(self, fresh: bool = False) -> Projection:
+        """The active generation's projection, switching to it if a rebuild flipped reads."""
+        with self._following:
+            generation = self._active_now(fresh)
+            if generation != self.generation:
+                log.info("%s: switching to generation %s", self.projection.name, generation)
+                self.projection = self._build(generation)
+                self.generation = generation
+                with self._caught_up:
+                    self.position = self._read_position()
+            return self.projection
+
     def catch_up(self, on_batch: Callable[[int], None] | None = None) -> int:
-        generation = self._active()
-        if generation != self.generation:
-            log.info("%s: switching to generation %s", self.projection.name, generation)
-            self.projection = self._build(generation)
-            self.generation = generation
-            with self._caught_up:
-                self.position = self._read_position()
-        return super().catch_up(on_batch)
+        self.follow()
+        try:
+            return super().catch_up(on_batch)
+        except GenerationDropped:  # a rebuild switched and dropped it before we noticed
+            self.follow(fresh=True)
+            return super().catch_up(on_batch)
+
+    def wait_for(self, position: int, timeout: float = 2.0) -> bool:
+        if self._thread is None:  # a worker process keeps the view: watch the active generation
+            self.follow()
+        return super().wait_for(position, timeout)
+
+    def refollow(self, timeout: float = 2.0) -> None:
+        """A reader found this generation's tables dropped (a rebuild's grace was shorter than
+        the runner took to notice): move to the active generation now, or within `timeout`."""
+        if self._thread is None:
+            self.follow(fresh=True)
+            return
+        was, self._checked = self.generation, (0.0, None)  # the running thread switches
+        self.wake()
+        deadline = time.monotonic() + timeout
+        while self.generation == was and time.monotonic() < deadline:
+            time.sleep(0.01)

@@ -118,3 +118,10 @@ class PostgresStore(SqlStore):
 
     def close(self) -> None:
         self.pool.close()
+
+
+def missing_table(exc: Exception) -> bool:
+    """Whether `exc` says a table is gone: a blue/green rebuild dropped the generation a reader
+    still had in mind (it then looks up the active one and reads again)."""
+    text = str(exc).lower()
+    return "no such table" in text or ("relation" in text and "does not exist" in text)

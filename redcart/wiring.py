@@ -16,12 +16,16 @@ from livestream.application import Livestream
 from livestream.engine.ownership import AdvisoryOwnership, Ownership, SoleOwnership
 from livestream.engine.router import DealEngine
 from livestream.room.pg_backplane import PgBackplane
-from projections import runner as projection_runner
+from projections import registry
 from projections.api.runtime import ReadModels
+from projections.batching import FollowingBatchRunner
 from projections.commerce_lists import CommerceLists
-from projections.registry import ReadConfig
+from projections.rebuild import active_generation, migrate_views
+from projections.registry import Generation, ReadConfig
 from projections.sqlstore import SqlStore
 from redcart.settings import Settings
+
+LISTS = "commerce_lists"
 
 
 def commerce_app(settings: Settings, *, create_table: bool) -> Commerce:
@@ -47,12 +51,6 @@ def migrate(settings: Settings) -> list[str]:
     app = commerce_app(settings, create_table=True)
     app.close()
     done.append("commerce events")
-    store = SqlStore.open(settings.database_url, settings.var_dir)
-    try:
-        projection_runner.migrate(store, CommerceLists())
-    finally:
-        store.close()
-    done.append("commerce list views")
     from payments import process
     from redcart.payments_wiring import payments_app
 
@@ -80,8 +78,6 @@ def migrate(settings: Settings) -> list[str]:
     done.append("livestream events, deal owners, deal settlement tracking")
     store = SqlStore.open(settings.database_url, settings.var_dir)
     try:
-        from projections.rebuild import migrate_views
-
         done += [f"read model {name}" for name in migrate_views(store, read_config(settings))]
     finally:
         store.close()
@@ -110,16 +106,15 @@ def build_commerce(settings: Settings) -> CommerceRuntime:
     # SQLite is one process: creating tables at start is safe there and spares a step.
     app = commerce_app(settings, create_table=not is_postgres(settings.database_url))
     store = SqlStore.open(settings.database_url, settings.var_dir)
-    projection = CommerceLists()
     if not is_postgres(settings.database_url):
-        projection_runner.migrate(store, projection)
+        migrate_views(store, read_config(settings), [registry.find(LISTS)])
         from payments import process
 
         process.migrate(store)
     vault = IdentityVault(store, settings.secret_key.encode())
     if not is_postgres(settings.database_url):
         vault.migrate()
-    lists = projection_runner.ProjectionRunner(app, store, projection, poll_interval=0.25)
+    lists = _lists_runner(app, store, read_config(settings))
     writer = GroupCommitWriter(app, max_batch=settings.writer_max_batch, on_commit=lists.wake)
     return CommerceRuntime(
         app=app,
@@ -129,6 +124,19 @@ def build_commerce(settings: Settings) -> CommerceRuntime:
         lists=lists,
         admin_key=settings.admin_key,
         vault=vault,
+    )
+
+
+def _lists_runner(app: Commerce, store: SqlStore, config: ReadConfig) -> FollowingBatchRunner:
+    """The list views, kept in the API process (read-your-writes waits on it); it follows a
+    blue/green rebuild's switch, and readers use the tables of its current generation."""
+    return FollowingBatchRunner(
+        app,
+        store,
+        active=lambda: active_generation(store, LISTS),
+        build=lambda n: CommerceLists(Generation(n, store.dialect, config)),
+        active_ttl=0.5,  # looked up at most twice a second, not on every commit's pass
+        poll_interval=0.25,
     )
 
 
@@ -222,7 +230,7 @@ def build_read_models(
 ) -> ReadModels:
     """Product page, search and trending for the API; in-process runners unless a worker
     keeps them (REDCART_PROJECTIONS=worker). Woken by both writers' commits."""
-    from projections.rebuild import migrate_views, runners_for
+    from projections.rebuild import runners_for
     from projections.registry import VIEWS
 
     config = read_config(settings)
@@ -257,7 +265,6 @@ def projection_status(settings: Settings) -> list[dict]:
 
 def rebuild_projection(settings: Settings, name: str, **options: Any) -> dict:
     """`redcart projections rebuild NAME`: blue/green, see projections.rebuild."""
-    from projections import registry
     from projections.rebuild import rebuild
 
     view = registry.find(name)

@@ -54,7 +54,7 @@ class AdminController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: FromQuery[int] = 50,
     ) -> out.Page:
-        return await page(runtime, "list_merchants", {}, cursor, limit)
+        return await page(runtime, "merchants", {}, cursor, limit)
 
     @put("/fx-rates/{currency:str}")
     async def set_fx_rate(

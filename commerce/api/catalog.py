@@ -66,7 +66,7 @@ class MerchantController(Controller):
         limit: FromQuery[int] = 50,
     ) -> out.Page:
         where = {"merchant_id": str(principal.id)}
-        return await page(runtime, "list_warehouses", where, cursor, limit)
+        return await page(runtime, "warehouses", where, cursor, limit)
 
     @get("/warehouses/{warehouse_id:str}")
     async def get_warehouse(
@@ -104,7 +104,7 @@ class MerchantController(Controller):
         limit: FromQuery[int] = 50,
     ) -> out.Page:
         where = {"merchant_id": str(principal.id)}
-        return await page(runtime, "list_products", where, cursor, limit)
+        return await page(runtime, "products", where, cursor, limit)
 
     @get("/products/{product_id:str}")
     async def get_product(

@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from commerce.api.runtime import CommerceRuntime
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.services.idempotency import Answer
+from projections.sqlstore import missing_table
 
 MAX_PAGE = 200
 
@@ -51,29 +52,37 @@ def _encode_cursor(seq: int) -> str:
 
 async def page(
     runtime: NamedDependency[CommerceRuntime],
-    table: str,
+    view: str,
     where: dict[str, str],
     cursor: str | None,
     limit: int,
     decorate: Any = None,
 ) -> dict:
-    """Newest first; `next_cursor` is null on the last page."""
+    """A page of list view `view` (projections.commerce_lists.TABLES), newest first;
+    `next_cursor` is null on the last page."""
     from litestar.concurrency import sync_to_thread
 
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"must be from 1 to {MAX_PAGE}", field="limit")
     before = _decode_cursor(cursor)
     await runtime.caught_up()
+    table = runtime.list_table(view)
     clauses = [f"{column} = %s" for column in where]
     params: list[Any] = list(where.values())
     if before is not None:
         clauses.append("seq < %s")
         params.append(before)
-    sql = f"SELECT seq, body FROM {table}"  # noqa: S608 (table and columns are ours)
-    if clauses:
-        sql += " WHERE " + " AND ".join(clauses)
-    sql += " ORDER BY seq DESC LIMIT %s"
-    rows = await sync_to_thread(runtime.store.query, sql, [*params, limit + 1])
+    where_sql = " WHERE " + " AND ".join(clauses) if clauses else ""
+    sql = "SELECT seq, body FROM {}" + where_sql + " ORDER BY seq DESC LIMIT %s"  # noqa: S608 (names are ours)
+    try:
+        rows = await sync_to_thread(runtime.store.query, sql.format(table), [*params, limit + 1])
+    except Exception as exc:
+        if not missing_table(exc):
+            raise
+        await sync_to_thread(runtime.lists.refollow)  # a rebuild dropped it: read the new one
+        await runtime.caught_up()
+        table = runtime.list_table(view)
+        rows = await sync_to_thread(runtime.store.query, sql.format(table), [*params, limit + 1])
     items = [json.loads(body) for _, body in rows[:limit]]
     if decorate:
         items = [decorate(item) for item in items]

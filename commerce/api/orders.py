@@ -98,7 +98,7 @@ class OrderController(Controller):
         now_iso = runtime.cfg.clock().isoformat()
         return await page(
             runtime,
-            "list_orders",
+            "orders",
             {column: str(principal.id)},
             cursor,
             limit,

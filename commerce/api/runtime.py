@@ -94,3 +94,9 @@ class CommerceRuntime:
         """Read-your-writes for lists: wait (briefly) until the list view has what was committed."""
         head = await sync_to_thread(self.app.recorder.max_notification_id)
         await sync_to_thread(self.lists.wait_for, head or 0, 2.0)
+
+    def list_table(self, key: str) -> str:
+        """The table of list view `key` (projections.commerce_lists.TABLES) in the generation
+        the lists runner keeps: it follows a blue/green rebuild's switch (checked by
+        `caught_up`), and read-your-writes holds for that generation."""
+        return self.lists.projection.t[key]

@@ -23,7 +23,7 @@ from litestar.concurrency import sync_to_thread
 from projections import rebuild
 from projections.registry import ReadConfig
 from projections.runner import ProjectionRunner
-from projections.sqlstore import SqlStore
+from projections.sqlstore import SqlStore, missing_table
 
 log = logging.getLogger(__name__)
 POOL_SIZE = 8
@@ -152,7 +152,7 @@ class ReadModels:
             try:
                 return await self.fetch(sql(number), params)
             except Exception as exc:
-                if attempt == 2 or not _missing_table(exc):
+                if attempt == 2 or not missing_table(exc):
                     raise
                 log.info("%s generation %s is gone; reading the new one", view, number)
                 self.generations.forget()
@@ -168,7 +168,7 @@ class ReadModels:
             try:
                 return await self._fetch_together([(sql(number), ps) for sql, ps in statements])
             except Exception as exc:
-                if attempt == 2 or not _missing_table(exc):
+                if attempt == 2 or not missing_table(exc):
                     raise
                 self.generations.forget()
         raise AssertionError("unreachable")
@@ -217,8 +217,3 @@ def _spread() -> float:
     """A share of a lifetime, 0.8 to 1: pages first rendered together (after a start, say)
     should not all need reading again in the same instant."""
     return 0.8 + 0.2 * random.random()
-
-
-def _missing_table(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return "no such table" in text or ("relation" in text and "does not exist" in text)
