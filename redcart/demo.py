@@ -191,6 +191,10 @@ def _open_demo_live(settings: Settings, runtime) -> dict:  # type: ignore[no-unt
         writer.execute(usecases.start, clock, host, sid)
         cushion = ids.product_id(host, "SG-CUSH-01")
         writer.execute(usecases.pin, clock, Principal("merchant", host), sid, cushion)
+        coupon = writer.execute(
+            usecases.issue_coupon, clock, Principal("merchant", host), sid, uuid4(),
+            {"amount_fen": 1000, "percent_off": None, "quantity": 50, "per_buyer_limit": 1},
+        )  # fmt: skip
         merchant = runtime.app.repository.get(host)
         stocks = [
             runtime.app.repository.get(ids.stock_id(cushion, w)) for w in merchant.warehouse_ids
@@ -218,7 +222,7 @@ def _open_demo_live(settings: Settings, runtime) -> dict:  # type: ignore[no-unt
             "settle_grace_seconds": settings.settle_grace_seconds,
         }
         writer.execute(commands.open_deal, clock, deal_id, fields)
-        return {"session_id": str(sid), "deal_id": str(deal_id)}
+        return {"session_id": str(sid), "deal_id": str(deal_id), "coupon_id": coupon["id"]}
     finally:
         writer.stop()
         live.app.close()
@@ -258,6 +262,8 @@ def _summary(settings: Settings, social: dict, live: dict) -> dict:
             f"   # the demo order came through referral link {social['referral_code']}: why",
             f"websocat ws://{settings.host}:{settings.port}/live/{live['session_id']}/ws"
             "   # the live room: snapshot, then deal events (any websocket client)",
+            f"curl {base}/live/sessions/{live['session_id']}"
+            "   # the session: pinned product, a 10 CNY coupon and how many of its uses are left",
             f"curl -X POST -H 'Authorization: Bearer {buyer_token}' -H 'Idempotency-Key: "
             f"claim-{live['deal_id'][:8]}' -H 'Content-Type: application/json' -d "
             f"'{json.dumps(claim_body, ensure_ascii=False)}' {base}/live/deals/"
