@@ -40,6 +40,7 @@ POINTER_DDL = (
     " active INTEGER NOT NULL, building INTEGER)"
 )
 GRACE_SECONDS = 3.0
+LAG_COUNT_MAX = 10_000  # `projections status` reads at most this many notifications per feed
 Progress = Callable[[int, int], None]  # (events done, events to do)
 
 
@@ -190,8 +191,9 @@ def status(
 ) -> list[dict[str, Any]]:
     """Each feed of each view: generation, tracking position, head of its log, and lag.
 
-    `lag_events` counts log entries behind the head (some may be of topics the feed ignores);
-    `lag_seconds` is the age of the oldest event it still has to apply."""
+    `lag_events` counts the events of the feed's topics it still has to apply (up to
+    `LAG_COUNT_MAX`; more shows as that), `behind_log` the log entries between its position and
+    the head, whatever their topic; `lag_seconds` is the age of the oldest event still to apply."""
     pointers = {
         row[0]: (int(row[1]), row[2])
         for row in store.query("SELECT view, active, building FROM projection_generations")
@@ -209,6 +211,7 @@ def status(
         for state, number in numbers:
             for feed, projection in projections(view, number, store.dialect, config):
                 head, position = heads.get(feed.source, 0), tracked.get(projection.name)
+                lag = _lag(apps.get(feed.source), projection, position, head)
                 rows.append(
                     {
                         "view": view.name,
@@ -218,23 +221,29 @@ def status(
                         "state": state if position is not None else "not migrated",
                         "position": position,
                         "head": head,
-                        "lag_events": None if position is None else max(0, head - position),
-                        "lag_seconds": _lag_seconds(apps.get(feed.source), projection, position),
+                        "lag_events": lag[0],
+                        "behind_log": None if position is None else max(0, head - position),
+                        "lag_seconds": lag[1],
                     }
                 )
     return rows
 
 
-def _lag_seconds(app: Application | None, projection: Any, position: int | None) -> float | None:
+def _lag(
+    app: Application | None, projection: Any, position: int | None, head: int
+) -> tuple[int | None, float | None]:
+    """(events of the projection's topics after `position`, age in seconds of the first)."""
     if app is None or position is None:
-        return None
+        return None, None
+    if position >= head:
+        return 0, 0.0
     notes = app.recorder.select_notifications(
-        position, 1, topics=projection.topics, inclusive_of_start=False
+        position, LAG_COUNT_MAX, stop=head, topics=projection.topics, inclusive_of_start=False
     )
     if not notes:
-        return 0.0
+        return 0, 0.0
     at = app.mapper.to_domain_event(notes[0]).timestamp
-    return round(max(0.0, (datetime.now(UTC) - at).total_seconds()), 3)
+    return len(notes), round(max(0.0, (datetime.now(UTC) - at).total_seconds()), 3)
 
 
 def runners_for(

@@ -152,3 +152,24 @@ def test_the_cli_prints_status_and_rebuilds_with_a_progress_bar(tmp_path: Path) 
     lists = cli.invoke(main, ["projections", "rebuild", "commerce_lists", "--grace", "0"], env=env)
     assert lists.exit_code == 0, lists.output
     assert "commerce_lists: generation 2 serves reads (was 1)" in lists.output
+
+
+def test_status_counts_only_the_events_a_feed_still_has_to_apply(tmp_path: Path) -> None:
+    world = populated()
+    apps = {"Commerce": world.commerce, "Livestream": world.live}
+    store = SqlStore.open(None, tmp_path)
+    view = find("trending")  # reads notes and engagement, not stock or orders
+    try:
+        rebuild.migrate_views(store, CONFIG, [view])
+        topics = set(rebuild.projections(view, 1, store.dialect, CONFIG)[0][1].topics)
+        log = world.commerce.recorder.select_notifications(1, 100_000)
+        (row,) = rebuild.status(store, apps, CONFIG, [view])
+        assert row["behind_log"] == len(log)
+        assert row["lag_events"] == sum(n.topic in topics for n in log) < len(log)
+        assert row["lag_seconds"] >= 0
+        (runner,) = rebuild.runners_for([view], store, apps, CONFIG, poll_interval=0.05)
+        runner.catch_up()
+        (row,) = rebuild.status(store, apps, CONFIG, [view])
+        assert (row["lag_events"], row["behind_log"], row["lag_seconds"]) == (0, 0, 0.0)
+    finally:
+        store.close()
