@@ -41,6 +41,7 @@ from projections.api import read_routes
 from projections.api.dashboards import analytics_routes
 from projections.api.page_renewal import renew_pages_forever
 from redcart.internal_listener import InternalListener
+from redcart.openapi_contract import complete as complete_openapi
 from redcart.payments_wiring import build_payments, payment_process
 from redcart.settings import Settings
 from redcart.wiring import build_commerce, build_livestream, build_read_models, deal_settlement
@@ -182,4 +183,5 @@ def create_app(
     )
     app.state.commerce = runtime  # guards read it before dependency injection runs
     app.state.live = live  # so does the claim route's fast path
+    complete_openapi(app)
     return app

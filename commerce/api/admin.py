@@ -5,12 +5,12 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Controller, Response, get, post, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from commerce.api import responses as out
 from commerce.api import schemas
 from commerce.api.auth import allow
-from commerce.api.common import answer, page
+from commerce.api.common import Cursor, PageLimit, answer, page
 from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.credentials import MERCHANT_PREFIX, issue
 from commerce.domain import ids
@@ -51,8 +51,8 @@ class AdminController(Controller):
         self,
         principal: Caller,
         runtime: Runtime,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
+        cursor: Cursor = None,
+        limit: PageLimit = 50,
     ) -> out.Page:
         return await page(runtime, "merchants", {}, cursor, limit)
 

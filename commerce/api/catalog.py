@@ -5,13 +5,13 @@ from __future__ import annotations
 from uuid import UUID
 
 from litestar import Controller, Response, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from commerce import credentials
 from commerce.api import responses as out
 from commerce.api import schemas
 from commerce.api.auth import allow
-from commerce.api.common import answer, body_uuid, page, path_uuid
+from commerce.api.common import Cursor, PageLimit, answer, body_uuid, page, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain import ids
 from commerce.domain.errors import NotFound
@@ -62,8 +62,8 @@ class MerchantController(Controller):
         self,
         principal: Caller,
         runtime: Runtime,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
+        cursor: Cursor = None,
+        limit: PageLimit = 50,
     ) -> out.Page:
         where = {"merchant_id": str(principal.id)}
         return await page(runtime, "warehouses", where, cursor, limit)
@@ -100,8 +100,8 @@ class MerchantController(Controller):
         self,
         principal: Caller,
         runtime: Runtime,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
+        cursor: Cursor = None,
+        limit: PageLimit = 50,
     ) -> out.Page:
         where = {"merchant_id": str(principal.id)}
         return await page(runtime, "products", where, cursor, limit)

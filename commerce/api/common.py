@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import Annotated, Any, TypeAlias
 from uuid import UUID
 
 from litestar import Response
 from litestar.di import NamedDependency
+from litestar.params import QueryParameter
 
 from commerce.api.runtime import CommerceRuntime
 from commerce.domain.errors import InvalidInput, NotFound
@@ -16,6 +17,13 @@ from commerce.services.idempotency import Answer
 from projections.sqlstore import missing_table
 
 MAX_PAGE = 200
+# Query parameters with their rules in the OpenAPI document (checked by the handlers: 422).
+PageLimit: TypeAlias = Annotated[
+    int, QueryParameter(schema_extra={"minimum": 1, "maximum": MAX_PAGE}, description="page size")
+]
+Cursor: TypeAlias = Annotated[
+    str | None, QueryParameter(description="`next_cursor` of the previous page, as given")
+]
 
 
 def answer(a: Answer, **extra: Any) -> Response:

@@ -7,12 +7,12 @@ from uuid import uuid4
 
 from litestar import Controller, Response, get, post, put
 from litestar.concurrency import sync_to_thread
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 
 from commerce.api import responses as out
 from commerce.api import schemas
 from commerce.api.auth import allow
-from commerce.api.common import answer, body_uuid, page, path_uuid
+from commerce.api.common import Cursor, PageLimit, answer, body_uuid, page, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain.coupons import CouponTerms
 from commerce.domain.errors import InvalidInput, NotFound
@@ -90,8 +90,8 @@ class OrderController(Controller):
         self,
         principal: Caller,
         runtime: Runtime,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
+        cursor: Cursor = None,
+        limit: PageLimit = 50,
     ) -> out.OrderPage:
         """A buyer's own orders, or a merchant's; newest first."""
         column = "buyer_id" if principal.kind == BUYER else "merchant_id"

@@ -15,6 +15,7 @@ from commerce.api import responses as out
 from commerce.api.auth import allow, authenticated
 from commerce.api.common import answer, body_uuid, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
+from commerce.api.schemas import rule
 from commerce.api.social import click
 from commerce.domain.creators import LINK_CODE, PromoCode, ReferralLink
 from commerce.domain.errors import InvalidInput, NotFound
@@ -24,8 +25,9 @@ from commerce.services.access import ADMIN, BUYER, MERCHANT
 from commerce.services.engagement import TOUCH
 from commerce.services.social import Touch
 
-Id = Annotated[str, Meta(max_length=100)]
-Code = Annotated[str, Meta(max_length=100)]
+Id = Annotated[str, Meta(max_length=100), rule(format="uuid")]
+Code = Annotated[str, Meta(max_length=100), rule(pattern="^[A-Za-z0-9_-]{3,32}$")]
+RateBp = Annotated[int, rule(minimum=0, maximum=5_000, description="basis points (100 = 1 %)")]
 When = Annotated[datetime, Meta(tz=True)]
 
 
@@ -38,7 +40,7 @@ class RegisterCreator(Strict):
     display_name: Annotated[str, Meta(max_length=1000)] | None = None
     resident_id: Annotated[str, Meta(max_length=64)] | None = None  # hashed, never stored
     merchant_id: Id | None = None  # admins only: a merchant always links to itself
-    commission_rate_bp: int | None = None
+    commission_rate_bp: RateBp | None = None
 
 
 class NewReferralLink(Strict):
@@ -46,16 +48,16 @@ class NewReferralLink(Strict):
     creator_id: Id
     valid_until: When
     product_id: Id | None = None
-    commission_rate_bp: int | None = None  # defaults to the creator's rate with the merchant
+    commission_rate_bp: RateBp | None = None  # defaults to the creator's rate with the merchant
     valid_from: When | None = None
 
 
 class NewPromoCode(Strict):
     code: Code
     creator_id: Id
-    percent_off: int
+    percent_off: Annotated[int, rule(minimum=1, maximum=50)]
     valid_until: When
-    commission_rate_bp: int | None = None
+    commission_rate_bp: RateBp | None = None
     valid_from: When | None = None
 
 

@@ -1,17 +1,31 @@
 """Request bodies. Types and unknown fields are checked here (400); business rules in the domain
-(422), so the same rules hold for every entrypoint, not just HTTP."""
+(422), so the same rules hold for every entrypoint, not just HTTP. `rule(...)` shows a domain
+rule in the OpenAPI document without checking it a second time here."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
+
+def rule(**schema: Any) -> Meta:
+    """JSON Schema keywords for the OpenAPI document (Litestar reads `extra`); not checked when
+    decoding, because the domain checks them and answers 422 naming the field."""
+    return Meta(extra_json_schema={"extra": schema})
+
+
 Text = Annotated[str, Meta(max_length=1000)]
 Code2 = Annotated[str, Meta(min_length=2, max_length=2)]
 Code3 = Annotated[str, Meta(min_length=3, max_length=3)]
+Uuid = Annotated[str, Meta(max_length=100), rule(format="uuid")]
+Name = Annotated[str, Meta(max_length=1000), rule(min_length=1, max_length=200)]
+Country = Annotated[str, Meta(min_length=2, max_length=2), rule(pattern="^[A-Z]{2}$")]
+Currency = Annotated[str, Meta(min_length=3, max_length=3), rule(pattern="^[A-Z]{3}$")]
+Quantity = Annotated[int, rule(minimum=1, maximum=10_000_000)]
+Fen = Annotated[int, rule(minimum=1)]
 
 
 class Strict(msgspec.Struct, forbid_unknown_fields=True):
@@ -19,9 +33,9 @@ class Strict(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class OnboardMerchant(Strict):
-    name: Text
-    home_country: Code2
-    settlement_currency: Code3
+    name: Name
+    home_country: Country
+    settlement_currency: Currency
 
 
 class SetFxRate(Strict):
@@ -29,38 +43,53 @@ class SetFxRate(Strict):
 
 
 class OpenWarehouse(Strict):
-    name: Text
-    kind: Text
-    country: Code2
-    address: Text
+    name: Name
+    kind: Annotated[str, Meta(max_length=1000), rule(enum=["bonded", "direct_mail"])]
+    country: Country
+    address: Annotated[str, Meta(max_length=1000), rule(min_length=1, max_length=500)]
+
+
+Sku = Annotated[str, Meta(max_length=1000), rule(pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+Facet = Annotated[str, Meta(max_length=1000), rule(min_length=1, max_length=100)]
+HsCode = Annotated[str, Meta(max_length=1000), rule(pattern="^[0-9]{6,10}$")]
+Price = Annotated[int, rule(minimum=1, maximum=10**10)]
+Grams = Annotated[int, rule(minimum=1, maximum=100_000)]
+RATE = {
+    "pattern": "^(0(\\.[0-9]+)?|0?\\.[0-9]+)$",
+    "minimum": 0,
+    "maximum": 0.6,
+    "description": "0 to 0.5 (VAT) or 0.6 (consumption tax), as a string or a number",
+}
+Rate = Annotated[Decimal, rule(type=["string", "number"], **RATE)]
+RateOrNone = Annotated[Decimal | None, rule(type=["string", "number", "null"], one_of=None, **RATE)]
 
 
 class ListProduct(Strict):
-    sku: Text
-    title: Text
-    brand: Text
-    origin_country: Code2
-    hs_code: Text
-    category: Text
-    list_price_minor: int
-    weight_grams: int
-    vat_rate: Decimal = Decimal("0.13")
-    consumption_tax_rate: Decimal = Decimal("0")
+    sku: Sku
+    title: Name
+    brand: Facet
+    origin_country: Country
+    hs_code: HsCode
+    category: Facet
+    list_price_minor: Price
+    weight_grams: Grams
+    vat_rate: Rate = Decimal("0.13")
+    consumption_tax_rate: Rate = Decimal("0")
 
 
 class ReviseProduct(Strict):
-    title: Text | None = None
-    brand: Text | None = None
-    category: Text | None = None
-    hs_code: Text | None = None
-    list_price_minor: int | None = None
-    vat_rate: Decimal | None = None
-    consumption_tax_rate: Decimal | None = None
-    weight_grams: int | None = None
+    title: Name | None = None
+    brand: Facet | None = None
+    category: Facet | None = None
+    hs_code: HsCode | None = None
+    list_price_minor: Price | None = None
+    vat_rate: RateOrNone = None
+    consumption_tax_rate: RateOrNone = None
+    weight_grams: Grams | None = None
 
 
 class ReceiveStock(Strict):
-    quantity: int
+    quantity: Quantity
 
 
 class AdjustStock(Strict):
@@ -69,36 +98,44 @@ class AdjustStock(Strict):
 
 
 class SignUpBuyer(Strict):
-    display_name: Text
+    display_name: Annotated[str, Meta(max_length=1000), rule(min_length=1, max_length=64)]
 
 
 class OrderLine(Strict):
-    sku: Text
-    quantity: int
+    sku: Sku
+    quantity: Annotated[int, rule(minimum=1)]
 
 
 class Identity(Strict):
     name: Text
-    resident_id: Text
+    resident_id: Annotated[
+        str,
+        Meta(max_length=1000),
+        rule(
+            pattern="^[0-9]{17}[0-9Xx]$",
+            description="the PRC "
+            "resident ID number (checked with its check digit); hashed, never stored in events",
+        ),
+    ]
 
 
 class Address(Strict):
     recipient: Text
-    mobile: Text
+    mobile: Annotated[str, Meta(max_length=1000), rule(pattern="^1[3-9][0-9]{9}$")]
     province: Text
     city: Text
     district: Text
     street: Text
-    postcode: Text
+    postcode: Annotated[str, Meta(max_length=1000), rule(pattern="^[0-9]{6}$")]
 
 
 class CouponRef(Strict):
-    session_id: Text
-    coupon_id: Text
+    session_id: Uuid
+    coupon_id: Uuid
 
 
 class PlaceOrder(Strict):
-    merchant_id: Text
+    merchant_id: Uuid
     lines: Annotated[list[OrderLine], Meta(max_length=100)]
     identity: Identity
     address: Address

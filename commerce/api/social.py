@@ -14,12 +14,12 @@ import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.concurrency import sync_to_thread
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
 from commerce.api import responses as out
 from commerce.api.auth import allow
-from commerce.api.common import MAX_PAGE, answer, body_uuid, path_uuid
+from commerce.api.common import MAX_PAGE, Cursor, PageLimit, answer, body_uuid, path_uuid
 from commerce.api.deps import Caller, IdemKey, Runtime
 from commerce.domain import journeys
 from commerce.domain.errors import InvalidInput, NotFound
@@ -199,8 +199,8 @@ class NoteController(Controller):
         self,
         note_id: FromPath[str],
         runtime: Runtime,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
+        cursor: Cursor = None,
+        limit: PageLimit = 50,
     ) -> out.CommentPage:
         """A note's comments, oldest first (public)."""
         if not 1 <= limit <= MAX_PAGE:

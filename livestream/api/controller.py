@@ -9,12 +9,13 @@ from uuid import UUID, uuid4
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta
 
 from commerce.api.auth import allow
-from commerce.api.common import MAX_PAGE, body_uuid, path_uuid
+from commerce.api.common import MAX_PAGE, PageLimit, body_uuid, path_uuid
 from commerce.api.deps import Caller, IdemKey
+from commerce.api.schemas import Name, Uuid, rule
 from commerce.domain.accounts import Buyer
 from commerce.domain.creators import Creator
 from commerce.domain.errors import InvalidInput, NotFound
@@ -32,20 +33,22 @@ STATES = {"live": LIVE, "upcoming": SCHEDULED}
 
 
 class ScheduleSession(msgspec.Struct, forbid_unknown_fields=True):
-    title: Annotated[str, Meta(max_length=1000)]
+    title: Name
     starts_at: Annotated[datetime, Meta(tz=True)]
-    creator_id: str | None = None
+    creator_id: Uuid | None = None
 
 
 class PinProduct(msgspec.Struct, forbid_unknown_fields=True):
-    product_id: str
+    product_id: Uuid
 
 
 class IssueCoupon(msgspec.Struct, forbid_unknown_fields=True):
-    quantity: int
-    per_buyer_limit: int
-    amount_fen: int | None = None
-    percent_off: int | None = None
+    """Either `amount_fen` or `percent_off`."""
+
+    quantity: Annotated[int, rule(minimum=1, maximum=1_000_000)]
+    per_buyer_limit: Annotated[int, rule(minimum=1, description="at most the quantity")]
+    amount_fen: Annotated[int, rule(minimum=1, maximum=10**8)] | None = None
+    percent_off: Annotated[int, rule(minimum=1, maximum=99)] | None = None
 
 
 class LiveSessionController(Controller):
@@ -71,8 +74,10 @@ class LiveSessionController(Controller):
     async def list_sessions(
         self,
         live: Live,
-        wanted: Annotated[str, QueryParameter(name="state")] = "live",
-        limit: FromQuery[int] = 50,
+        wanted: Annotated[
+            str, QueryParameter(name="state", schema_extra={"enum": list(STATES)})
+        ] = "live",
+        limit: PageLimit = 50,
     ) -> dict[str, Any]:
         """Sessions live now, or upcoming (soonest first)."""
         if wanted not in STATES:

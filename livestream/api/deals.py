@@ -18,6 +18,7 @@ from msgspec import Meta
 from commerce.api.auth import allow
 from commerce.api.common import answer, body_uuid, path_uuid
 from commerce.api.deps import Caller, IdemKey
+from commerce.api.schemas import Uuid, rule
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.platform.groupcommit import WriterUnavailable
 from commerce.services import deal_orders
@@ -26,7 +27,12 @@ from livestream.api import claims, usecases
 from livestream.api.claim_fastpath import ClaimFastPath
 from livestream.api.claims import MAX_CLAIMS_IN_FLIGHT, ClaimDeal
 from livestream.api.runtime import LivestreamRuntime
-from livestream.domain.deals import FlashDeal
+from livestream.domain.deals import (
+    COUNTDOWN_SECONDS,
+    DURATION_SECONDS,
+    PAYMENT_WINDOW_SECONDS,
+    FlashDeal,
+)
 from livestream.engine.commands import deal_view
 from livestream.engine.router import AUTH_HEADER
 
@@ -34,15 +40,24 @@ Live: TypeAlias = NamedDependency[LivestreamRuntime]
 HOLD_MARGIN = timedelta(minutes=1)  # the deal's stock hold outlives its last claim's grace
 
 
+Countdown = Annotated[int, rule(minimum=COUNTDOWN_SECONDS[0], maximum=COUNTDOWN_SECONDS[1])]
+Duration = Annotated[int, rule(minimum=DURATION_SECONDS[0], maximum=DURATION_SECONDS[1])]
+PayWithin = Annotated[
+    int, rule(minimum=PAYMENT_WINDOW_SECONDS[0], maximum=PAYMENT_WINDOW_SECONDS[1])
+]
+
+
 class OpenDeal(msgspec.Struct, forbid_unknown_fields=True):
     sku: Annotated[str, Meta(max_length=64)]
-    warehouse_id: str
-    price_fen: int
-    quantity: int
-    per_buyer_limit: int
-    countdown_seconds: int
-    duration_seconds: int
-    payment_window_seconds: int = 300
+    warehouse_id: Uuid
+    price_fen: Annotated[
+        int, rule(minimum=1, maximum=10**10, description="the deal price, CNY fen")
+    ]
+    quantity: Annotated[int, rule(minimum=1, maximum=1_000_000)]
+    per_buyer_limit: Annotated[int, rule(minimum=1, description="at most the quantity")]
+    countdown_seconds: Countdown
+    duration_seconds: Duration
+    payment_window_seconds: PayWithin = 300
 
 
 class DealController(Controller):
@@ -116,6 +131,7 @@ class DealController(Controller):
         status_code=201,
         guards=[allow(BUYER)],
         middleware=[ClaimFastPath],
+        opt={"idempotency_key": "required"},
     )
     async def claim(
         self,

@@ -20,10 +20,17 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, get
-from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.params import FromPath, QueryParameter
 
 from commerce.api.auth import allow
-from commerce.api.common import MAX_PAGE, _decode_cursor, _encode_cursor, path_uuid
+from commerce.api.common import (
+    MAX_PAGE,
+    Cursor,
+    PageLimit,
+    _decode_cursor,
+    _encode_cursor,
+    path_uuid,
+)
 from commerce.api.deps import Caller, Runtime
 from commerce.api.problems import problem
 from commerce.domain.errors import InvalidInput, NotFound
@@ -196,9 +203,11 @@ class AttributionController(Controller):
         creator_id: FromPath[str],
         principal: Caller,
         reads: Reads,
-        wanted: Annotated[str | None, QueryParameter(name="state")] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 50,
+        wanted: Annotated[
+            str | None, QueryParameter(name="state", schema_extra={"enum": list(STATES)})
+        ] = None,
+        cursor: Cursor = None,
+        limit: PageLimit = 50,
     ) -> Response[dict]:
         """A creator's commissions, newest first, with the count and amount per state."""
         cid = str(path_uuid(creator_id, "creator"))

@@ -12,6 +12,7 @@ session's sales (its paid orders, wherever the claim was paid).
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from functools import cache
 from typing import Annotated, Any
@@ -34,6 +35,8 @@ from projections.registry import Generation
 
 VIEW = "dashboards"
 DEFAULT_DAYS, MAX_DAYS = 30, 366
+ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+DAY = {"format": "date", "description": "a day in the business time zone, like 2026-11-11"}
 
 
 @cache
@@ -53,6 +56,8 @@ def _date(value: str | None, field: str, default: date) -> date:
     if value is None:
         return default
     try:
+        if not ISO_DAY.match(value):  # fromisoformat also takes 20261111 and 2026-W45-1
+            raise ValueError(value)
         return date.fromisoformat(value)
     except ValueError:
         raise InvalidInput("must be a date like 2026-11-11", field=field) from None
@@ -86,8 +91,8 @@ class DashboardController(Controller):
         self,
         principal: Caller,
         reads: Reads,
-        since: Annotated[str | None, QueryParameter(name="from")] = None,
-        until: Annotated[str | None, QueryParameter(name="to")] = None,
+        since: Annotated[str | None, QueryParameter(name="from", schema_extra=DAY)] = None,
+        until: Annotated[str | None, QueryParameter(name="to", schema_extra=DAY)] = None,
     ) -> dict[str, Any]:
         """GMV, orders, conversion and refunds per day."""
         today = reads.clock().astimezone(business_tz()).date()

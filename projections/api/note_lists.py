@@ -5,9 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath
 
-from commerce.api.common import MAX_PAGE, _decode_cursor, _encode_cursor, path_uuid
+from commerce.api.common import (
+    MAX_PAGE,
+    Cursor,
+    PageLimit,
+    _decode_cursor,
+    _encode_cursor,
+    path_uuid,
+)
 from commerce.domain.errors import InvalidInput
 from projections.api.pages import Reads
 from projections.note_lists import by_author_sql, by_product_sql, list_item
@@ -37,8 +44,8 @@ class NoteListController(Controller):
         self,
         buyer_id: FromPath[str],
         reads: Reads,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 20,
+        cursor: Cursor = None,
+        limit: PageLimit = 20,
     ) -> dict:
         """What a user has posted, newest first, with each note's counts (public, like the
         notes themselves). Deleted notes are gone from the list."""
@@ -50,8 +57,8 @@ class NoteListController(Controller):
         self,
         product_id: FromPath[str],
         reads: Reads,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 20,
+        cursor: Cursor = None,
+        limit: PageLimit = 20,
     ) -> dict:
         """Every note that tags the product, newest first (the product page shows the best)."""
         key = str(path_uuid(product_id, "product"))

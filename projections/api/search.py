@@ -10,6 +10,7 @@ from litestar import Controller, get
 from litestar.concurrency import sync_to_thread
 from litestar.params import FromQuery, QueryParameter
 
+from commerce.api.common import Cursor
 from commerce.domain.errors import InvalidInput
 from projections.api.pages import Reads
 from projections.read.ranking import TrendKey
@@ -21,6 +22,8 @@ MAX_QUERY = 200
 MAX_FACET = 100
 COUNTRY = re.compile(r"^[A-Z]{2}$")
 FEED_KINDS = ("note", "product")
+SEARCH_LIMIT = {"minimum": 1, "maximum": MAX_LIMIT}
+ORIGIN = {"pattern": "^[A-Z]{2}$"}
 
 
 def _limit(limit: int) -> int:
@@ -38,13 +41,16 @@ class SearchController(Controller):
         self,
         reads: Reads,
         q: FromQuery[str] = "",
-        kind: FromQuery[str | None] = None,
+        kind: Annotated[str | None, QueryParameter(schema_extra={"enum": list(KINDS)})] = None,
         category: FromQuery[str | None] = None,
         brand: FromQuery[str | None] = None,
-        origin: Annotated[str | None, QueryParameter(description="origin country, e.g. JP")] = None,
+        origin: Annotated[
+            str | None,
+            QueryParameter(description="origin country, e.g. JP", schema_extra=ORIGIN),
+        ] = None,
         in_stock: FromQuery[bool | None] = None,
-        cursor: FromQuery[str | None] = None,
-        limit: FromQuery[int] = 20,
+        cursor: Cursor = None,
+        limit: Annotated[int, QueryParameter(schema_extra=SEARCH_LIMIT)] = 20,
     ) -> dict:
         """Products and notes by keyword, ranked by relevance (query terms in the title), then
         engagement. Any substring of 3+ characters matches (trigrams), shorter terms such as a
@@ -72,7 +78,10 @@ class SearchController(Controller):
 
     @get("/feed/trending")
     async def trending(
-        self, reads: Reads, kind: FromQuery[str] = "note", limit: FromQuery[int] = 20
+        self,
+        reads: Reads,
+        kind: Annotated[str, QueryParameter(schema_extra={"enum": list(FEED_KINDS)})] = "note",
+        limit: Annotated[int, QueryParameter(schema_extra=SEARCH_LIMIT)] = 20,
     ) -> dict:
         """The explore feed: notes (or products) by time-decayed engagement velocity. Weights
         are settings (saves and shares weigh more than likes); `score_version` names them."""
