@@ -22,6 +22,7 @@ from commerce.api.deps import Caller
 from commerce.api.problems import problem
 from commerce.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from commerce.services.access import ADMIN, BUYER, MERCHANT
+from payments import responses as out
 from payments.port import (
     BadSignature,
     CreatePayment,
@@ -69,13 +70,18 @@ def _view(payment: Payment, sandbox_page: str | None) -> dict:
     return body
 
 
-@post("/orders/{order_id:str}/payments", guards=[allow(BUYER)], tags=["payments"])
+@post(
+    "/orders/{order_id:str}/payments",
+    guards=[allow(BUYER)],
+    tags=["payments"],
+    opt={"statuses": (502,)},  # the provider refused or did not answer
+)
 async def start_payment(
     order_id: FromPath[str],
     data: JSONBody[StartPayment],
     principal: Caller,
     payments: PaymentsDep,
-) -> Response:
+) -> Response[out.Payment]:
     """Start paying an order with a provider; answers the buyer's next action (QR or redirect)."""
     gateway = payments.gateways.get(data.provider)
     if gateway is None:
@@ -142,7 +148,9 @@ async def request_payment(
 
 
 @get("/orders/{order_id:str}/payments", guards=[allow(ADMIN, BUYER, MERCHANT)], tags=["payments"])
-async def order_payments(order_id: FromPath[str], principal: Caller, payments: PaymentsDep) -> dict:
+async def order_payments(
+    order_id: FromPath[str], principal: Caller, payments: PaymentsDep
+) -> out.Payments:
     """The payment attempts of an order, one per provider, with their status and refunds."""
     try:
         oid = UUID(order_id)
@@ -174,6 +182,7 @@ class CustomsDeclaration(msgspec.Struct, forbid_unknown_fields=True):
     guards=[allow(ADMIN, MERCHANT)],
     tags=["customs"],
     status_code=200,
+    opt={"statuses": (502,)},  # the provider refused or did not answer
 )
 async def declare_to_customs(
     order_id: FromPath[str],

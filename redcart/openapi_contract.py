@@ -6,7 +6,8 @@ error here is RFC 9457 `application/problem+json`, and a call can also be refuse
 credentials, a missing resource, a state conflict, a body too large or a store that is briefly
 unavailable. This module adds, in one pass over the routes:
 
-- the `Problem` schema and, per operation, the error statuses it can answer;
+- the `Problem` schema and, per operation, the error statuses it can answer (a handler adds
+  its own with `opt={"statuses": (502,)}`);
 - the bearer security scheme on every operation that needs credentials (guarded, or taking
   the caller), so documentation tools offer an "Authorize" button;
 - the `Idempotency-Key` header wherever a handler honours it (`opt={"idempotency_key":
@@ -49,6 +50,7 @@ REASONS = {
     409: "Conflicts with the resource's state (sold out, already shipped, ...)",
     413: "Request body too large",
     422: "Well formed, but breaks a rule (the problem's `field` names the input)",
+    502: "The payment provider refused or did not answer",
     503: "The store is busy or unreachable; retry after `Retry-After` seconds",
 }
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -114,6 +116,7 @@ def complete(app: Litestar) -> None:
                     required = handler.opt.get("idempotency_key") == "required"
                     operation.parameters = [*(operation.parameters or []), _idempotency(required)]
                 statuses = _statuses(method, route.path_parameters, credentials, body is not None)
+                statuses = sorted({*statuses, *handler.opt.get("statuses", ())})
                 responses = operation.responses or {}
                 for status in statuses:
                     responses[str(status)] = OpenAPIResponse(

@@ -114,13 +114,17 @@ class _Offers(Controller):
     kind: type = ReferralLink
 
     @get("/{code:str}")
-    async def get_offer(self, code: FromPath[str], principal: Caller, runtime: Runtime) -> dict:
+    async def get_offer(
+        self, code: FromPath[str], principal: Caller, runtime: Runtime
+    ) -> out.ReferralLink | out.PromoCode:
         return await runtime.writer.submit(
             referrals.get_offer, runtime.cfg, self.kind, principal.id, self._code(code)
         )
 
     @post("/{code:str}/revoke", status_code=200)
-    async def revoke(self, code: FromPath[str], principal: Caller, runtime: Runtime) -> dict:
+    async def revoke(
+        self, code: FromPath[str], principal: Caller, runtime: Runtime
+    ) -> out.ReferralLink | out.PromoCode:
         """Revoke it: from now on it leads nowhere and discounts nothing."""
         return await runtime.writer.submit(
             referrals.revoke_offer, runtime.cfg, self.kind, principal.id, self._code(code)

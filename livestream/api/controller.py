@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, TypeAlias
 from uuid import UUID, uuid4
 
 import msgspec
@@ -21,6 +21,7 @@ from commerce.domain.creators import Creator
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.merchants import Product
 from commerce.services.access import BUYER, MERCHANT
+from livestream.api import responses as out
 from livestream.api import usecases
 from livestream.api.runtime import LivestreamRuntime
 from livestream.api.usecases import session_view
@@ -58,7 +59,7 @@ class LiveSessionController(Controller):
     @post("/", status_code=201, guards=[allow(MERCHANT)])
     async def schedule(
         self, data: JSONBody[ScheduleSession], principal: Caller, live: Live
-    ) -> dict[str, Any]:
+    ) -> out.Session:
         """Schedule a session hosted by the calling merchant."""
         creator = None if data.creator_id is None else body_uuid(data.creator_id, "creator_id")
         linked: tuple[UUID, ...] = ()
@@ -78,7 +79,7 @@ class LiveSessionController(Controller):
             str, QueryParameter(name="state", schema_extra={"enum": list(STATES)})
         ] = "live",
         limit: PageLimit = 50,
-    ) -> dict[str, Any]:
+    ) -> out.Sessions:
         """Sessions live now, or upcoming (soonest first)."""
         if wanted not in STATES:
             raise InvalidInput("must be live or upcoming", field="state")
@@ -87,21 +88,21 @@ class LiveSessionController(Controller):
         return {"items": await live.list(STATES[wanted], limit)}
 
     @get("/{session_id:str}")
-    async def get_session(self, session_id: FromPath[str], live: Live) -> dict[str, Any]:
+    async def get_session(self, session_id: FromPath[str], live: Live) -> out.Session:
         session = await live.read(path_uuid(session_id, "session"))
         if session is None:
             raise NotFound("no such live session", field="session_id")
         return await live.with_uses_left(session_view(session))
 
     @post("/{session_id:str}/start", status_code=200, guards=[allow(MERCHANT)])
-    async def start(self, session_id: FromPath[str], principal: Caller, live: Live) -> dict:
+    async def start(self, session_id: FromPath[str], principal: Caller, live: Live) -> out.Session:
         sid = path_uuid(session_id, "session")
         view = await live.writer.submit(usecases.start, live.clock, principal.id, sid)
         await live.announce("session.started", view, started_at=view["started_at"])
         return await live.with_uses_left(view)
 
     @post("/{session_id:str}/end", status_code=200, guards=[allow(MERCHANT)])
-    async def end(self, session_id: FromPath[str], principal: Caller, live: Live) -> dict:
+    async def end(self, session_id: FromPath[str], principal: Caller, live: Live) -> out.Session:
         sid = path_uuid(session_id, "session")
         view = await live.writer.submit(usecases.end, live.clock, principal.id, sid)
         await live.announce("session.ended", view, finished_at=view["finished_at"])
@@ -110,7 +111,7 @@ class LiveSessionController(Controller):
     @post("/{session_id:str}/pins", status_code=200, guards=[allow(MERCHANT, BUYER)])
     async def pin(
         self, session_id: FromPath[str], data: JSONBody[PinProduct], principal: Caller, live: Live
-    ) -> dict:
+    ) -> out.Session:
         """Feature one of the host's own products (at most 3 at once). Host or moderator."""
         sid = path_uuid(session_id, "session")
         product_id = body_uuid(data.product_id, "product_id")
@@ -127,7 +128,7 @@ class LiveSessionController(Controller):
     )
     async def unpin(
         self, session_id: FromPath[str], product_id: FromPath[str], principal: Caller, live: Live
-    ) -> Response[dict]:
+    ) -> Response[out.Session]:
         sid = path_uuid(session_id, "session")
         pid: UUID = path_uuid(product_id, "product")
         view = await live.writer.submit(usecases.unpin, live.clock, principal, sid, pid)
@@ -142,7 +143,7 @@ class LiveSessionController(Controller):
         principal: Caller,
         idempotency: IdemKey,
         live: Live,
-    ) -> dict:
+    ) -> out.Coupon:
         """Issue an in-stream coupon (amount or percent off; quantity; per-buyer limit)."""
         sid = path_uuid(session_id, "session")
         coupon_id = idempotency.resource_id("coupon") if idempotency else uuid4()
@@ -156,14 +157,14 @@ class LiveSessionController(Controller):
     @put("/{session_id:str}/moderators/{user_id:str}", status_code=200, guards=[allow(MERCHANT)])
     async def add_moderator(
         self, session_id: FromPath[str], user_id: FromPath[str], principal: Caller, live: Live
-    ) -> dict:
+    ) -> out.Moderators:
         """Name a signed-up user (a buyer account) moderator of the host's session."""
         return await self._moderator(live, principal, session_id, user_id, True)
 
     @delete("/{session_id:str}/moderators/{user_id:str}", status_code=200, guards=[allow(MERCHANT)])
     async def remove_moderator(
         self, session_id: FromPath[str], user_id: FromPath[str], principal: Caller, live: Live
-    ) -> Response[dict]:
+    ) -> Response[out.Moderators]:
         view = await self._moderator(live, principal, session_id, user_id, False)
         return Response(view, status_code=200)
 

@@ -6,7 +6,7 @@ Claims are livestream.api.claims; the claim route's fast path is livestream.api.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, TypeAlias
 from uuid import UUID, uuid4
 
 import msgspec
@@ -24,6 +24,7 @@ from commerce.platform.groupcommit import WriterUnavailable
 from commerce.services import deal_orders
 from commerce.services.access import BUYER, MERCHANT
 from livestream.api import claims, usecases
+from livestream.api import responses as out
 from livestream.api.claim_fastpath import ClaimFastPath
 from livestream.api.claims import MAX_CLAIMS_IN_FLIGHT, ClaimDeal
 from livestream.api.runtime import LivestreamRuntime
@@ -71,7 +72,7 @@ class DealController(Controller):
         principal: Caller,
         idempotency: IdemKey,
         live: Live,
-    ) -> dict[str, Any]:
+    ) -> out.Deal:
         """Open a flash deal in a live session (host or moderator): its units are set aside
         from the warehouse's stock at once; claims start after the countdown."""
         sid = path_uuid(session_id, "session")
@@ -104,7 +105,7 @@ class DealController(Controller):
         return deal
 
     @get("/live/sessions/{session_id:str}/deals")
-    async def list_deals(self, session_id: FromPath[str], live: Live) -> dict[str, Any]:
+    async def list_deals(self, session_id: FromPath[str], live: Live) -> out.Deals:
         """Every deal of the session, open or not, soonest first."""
         sid = path_uuid(session_id, "session")
         if await live.host_of(sid) is None:
@@ -112,14 +113,14 @@ class DealController(Controller):
         return {"items": await live.session_deals(sid, open_only=False)}
 
     @get("/live/deals/{deal_id:str}")
-    async def get_deal(self, deal_id: FromPath[str], live: Live) -> dict[str, Any]:
+    async def get_deal(self, deal_id: FromPath[str], live: Live) -> out.Deal:
         deal = await live.read_deal(path_uuid(deal_id, "deal"))
         if deal is None:
             raise NotFound("no such flash deal", field="deal_id")
         return deal_view(deal, live.clock())
 
     @post("/live/deals/{deal_id:str}/close", status_code=200, guards=[allow(MERCHANT)])
-    async def close_deal(self, deal_id: FromPath[str], principal: Caller, live: Live) -> dict:
+    async def close_deal(self, deal_id: FromPath[str], principal: Caller, live: Live) -> out.Deal:
         """End a deal early (host merchant). Claims already made may still be paid."""
         did = path_uuid(deal_id, "deal")
         deal = await live.engine.run(did, "close", merchant_id=principal.id)
@@ -140,7 +141,7 @@ class DealController(Controller):
         principal: Caller,
         idempotency: IdemKey,
         live: Live,
-    ) -> Response:
+    ) -> Response[out.Claimed]:
         """Claim units of an open deal at the deal price: an order awaiting payment until
         `pay_before`. Needs an `Idempotency-Key`; a retry answers the first claim's order.
         Sold out, closed or not yet open → 409; per-buyer limit → 409."""

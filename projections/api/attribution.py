@@ -36,6 +36,7 @@ from commerce.api.problems import problem
 from commerce.domain.errors import InvalidInput, NotFound
 from commerce.domain.orders import Order
 from commerce.services.access import ADMIN, BUYER, MERCHANT
+from projections.api import responses as out
 from projections.api.pages import Reads
 from projections.attribution_view import table_names
 from projections.read.commission import NOT_YET, CommissionState, state_at
@@ -172,7 +173,7 @@ class AttributionController(Controller):
     @get("/orders/{order_id:str}/attribution", guards=[allow(ADMIN, MERCHANT)])
     async def order_attribution(
         self, order_id: FromPath[str], principal: Caller, reads: Reads, runtime: Runtime
-    ) -> Any:
+    ) -> Response[out.Attribution]:
         """Which touchpoint won, when, under which rule and window, and why the others lost."""
         oid = str(path_uuid(order_id, "order"))
         rows = await reads.read(
@@ -195,7 +196,7 @@ class AttributionController(Controller):
         )
         now = reads.clock()
         commissions = [commission_view(row, now) for row in sorted(found, key=lambda r: r[1])]
-        return explain(oid, merchant_id, body, commissions)
+        return Response(explain(oid, merchant_id, body, commissions))
 
     @get("/creators/{creator_id:str}/commissions", guards=[allow(ADMIN, MERCHANT, BUYER)])
     async def creator_commissions(
@@ -208,7 +209,7 @@ class AttributionController(Controller):
         ] = None,
         cursor: Cursor = None,
         limit: PageLimit = 50,
-    ) -> Response[dict]:
+    ) -> Response[out.Commissions]:
         """A creator's commissions, newest first, with the count and amount per state."""
         cid = str(path_uuid(creator_id, "creator"))
         if wanted is not None and wanted not in STATES:

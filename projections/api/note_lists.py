@@ -16,6 +16,7 @@ from commerce.api.common import (
     path_uuid,
 )
 from commerce.domain.errors import InvalidInput
+from projections.api import responses as out
 from projections.api.pages import Reads
 from projections.note_lists import by_author_sql, by_product_sql, list_item
 
@@ -46,7 +47,7 @@ class NoteListController(Controller):
         reads: Reads,
         cursor: Cursor = None,
         limit: PageLimit = 20,
-    ) -> dict:
+    ) -> out.NoteList:
         """What a user has posted, newest first, with each note's counts (public, like the
         notes themselves). Deleted notes are gone from the list."""
         key = str(path_uuid(buyer_id, "buyer"))
@@ -59,7 +60,7 @@ class NoteListController(Controller):
         reads: Reads,
         cursor: Cursor = None,
         limit: PageLimit = 20,
-    ) -> dict:
+    ) -> out.NoteList:
         """Every note that tags the product, newest first (the product page shows the best)."""
         key = str(path_uuid(product_id, "product"))
         return await _page(reads, by_product_sql, key, cursor, limit)

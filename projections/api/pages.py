@@ -21,6 +21,7 @@ from litestar.params import FromPath, HeaderParameter
 from commerce.api.common import path_uuid
 from commerce.config import CHINA
 from commerce.domain.errors import NotFound
+from projections.api import responses as out
 from projections.api.runtime import ReadModels
 from projections.product_page import PageTables
 from projections.product_page_stock import available
@@ -202,7 +203,7 @@ class ProductPageController(Controller):
         product_id: FromPath[str],
         reads: Reads,
         cache_control: Annotated[str | None, HeaderParameter(name="cache-control")] = None,
-    ) -> Response:
+    ) -> Response[out.ProductPage]:
         """The product page: product, cross-border badge, offers by every merchant with landed
         CNY price including tax, stock per warehouse with delivery estimate, notes that tag
         it, rating (Wilson lower bound), live sessions featuring it, units sold. Public.

@@ -12,6 +12,7 @@ from litestar.params import FromQuery, QueryParameter
 
 from commerce.api.common import Cursor
 from commerce.domain.errors import InvalidInput
+from projections.api import responses as out
 from projections.api.pages import Reads
 from projections.read.ranking import TrendKey
 from projections.read.search import KINDS, MAX_LIMIT, SearchFilters
@@ -51,7 +52,7 @@ class SearchController(Controller):
         in_stock: FromQuery[bool | None] = None,
         cursor: Cursor = None,
         limit: Annotated[int, QueryParameter(schema_extra=SEARCH_LIMIT)] = 20,
-    ) -> dict:
+    ) -> out.SearchPage:
         """Products and notes by keyword, ranked by relevance (query terms in the title), then
         engagement. Any substring of 3+ characters matches (trigrams), shorter terms such as a
         two-character Chinese brand match as substrings. Facets limit results to products."""
@@ -82,7 +83,7 @@ class SearchController(Controller):
         reads: Reads,
         kind: Annotated[str, QueryParameter(schema_extra={"enum": list(FEED_KINDS)})] = "note",
         limit: Annotated[int, QueryParameter(schema_extra=SEARCH_LIMIT)] = 20,
-    ) -> dict:
+    ) -> out.TrendingFeed:
         """The explore feed: notes (or products) by time-decayed engagement velocity. Weights
         are settings (saves and shares weigh more than likes); `score_version` names them."""
         if kind not in FEED_KINDS:

@@ -1,6 +1,7 @@
 """The OpenAPI document tells the truth: every answer of a running server, to generated valid
 and invalid requests on every operation, has a documented status, media type and shape; input
-that breaks a documented rule is refused with a 4xx; nothing answers 500.
+that breaks a documented rule is refused with a 4xx; an operation documented as needing
+credentials refuses a request without them or with made-up ones; nothing answers 500.
 
 Integrators generate clients from /schema/openapi.json (redcart.openapi_contract completes what
 Litestar infers). schemathesis (hypothesis underneath) generates the requests from that document,
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +38,7 @@ CHECK_NAMES = (
     "content_type_conformance",
     "response_schema_conformance",
     "negative_data_rejection",
+    "ignored_auth",
 )
 CHECKED = [check for check in CHECKS.get_all() if check.__name__ in CHECK_NAMES]
 # A body over the size limit is refused too, before it is read (413).
@@ -141,3 +144,40 @@ def test_the_document_describes_errors_and_credentials(demo_server: tuple) -> No
     assert document["components"]["schemas"]["ClaimDeal"]["additionalProperties"] is False
     allow = httpx.options(f"{server.url}/notes/x").headers["allow"]
     assert set(allow.split(", ")) == {"GET", "PUT", "DELETE", "OPTIONS"}
+
+
+def test_read_live_and_payment_answers_have_exactly_the_documented_fields(
+    demo_server: tuple,
+) -> None:
+    """Strictly decoded (no field missing, none unknown), so the shapes cannot drift, whatever
+    the generated requests above happened to reach."""
+    from livestream.api import responses as live
+    from payments import responses as pay
+    from projections.api import responses as reads
+
+    server, known = demo_server
+    ids, merchant = known["ids"], known["callers"][0]
+    pages = [
+        (f"/products/{ids['product_id']}/page", reads.ProductPage),
+        ("/search?q=%E9%98%B2%E6%99%92", reads.SearchPage),  # 防晒
+        ("/feed/trending?kind=note", reads.TrendingFeed),
+        ("/feed/trending?kind=product", reads.TrendingFeed),
+        (f"/products/{ids['product_id']}/notes", reads.NoteList),
+        (f"/buyers/{ids['buyer_id']}/notes", reads.NoteList),
+        (f"/orders/{ids['order_id']}/attribution", reads.Attribution),
+        (f"/orders/{ids['order_id']}/payments", pay.Payments),
+        (f"/live/sessions/{ids['session_id']}", live.Session),
+        ("/live/sessions?state=live", live.Sessions),
+        (f"/live/sessions/{ids['session_id']}/deals", live.Deals),
+        (f"/live/deals/{ids['deal_id']}", live.Deal),
+    ]
+    for path, shape in pages:
+        answer = httpx.get(server.url + path, headers=merchant)
+        assert answer.status_code == 200, (path, answer.text)
+        decoded = msgspec.json.decode(answer.content, type=shape)
+        assert decoded is not None
+    trending = httpx.get(f"{server.url}/feed/trending?kind=product").json()["items"][0]["id"]
+    page = msgspec.json.decode(
+        httpx.get(f"{server.url}/products/{trending}/page").content, type=reads.ProductPage
+    )
+    assert page.notes and page.offers and page.warehouses  # every part of a page was checked
