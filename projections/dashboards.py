@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import livestream.domain.deals
 import livestream.domain.sessions  # noqa: F401 (these register the topics it reads)
 from projections.attribution_policy import read_settings
-from projections.batching import Batch, Batched, Fact, as_datetime, as_id
+from projections.batching import Batch, Batched, Fact, RowCache, as_datetime, as_id
 
 DAILY = ("placed", "paid_of_placed", "paid_orders", "gmv_fen", "cancelled", "expired")
 DAILY += ("refunds", "refunded_fen")
@@ -56,6 +56,7 @@ class MerchantDashboard(Batched):
     def __init__(self, gen: Any = None, tz: str = "Asia/Shanghai") -> None:
         self.name = _name(gen, "merchant_dashboard")
         self.tz = ZoneInfo(tz)
+        self.row_cache = RowCache()  # rows kept between this runner's batches
         t = self.t = dashboard_tables(gen)
         self.tables = tuple(t.values())
         self.schema = (
@@ -83,6 +84,7 @@ class MerchantDashboard(Batched):
                 "daily": (t["daily"], ("merchant_id", "day"), DAILY),
                 "sessions": (t["session_sales"], ("merchant_id",), SESSION_SALES),
             },
+            cache=self.row_cache,
         )
         b.orders.load(f.oid for f in facts if not f.topic.endswith(".Placed"))
         for f in facts:
@@ -142,6 +144,7 @@ class LiveAnalytics(Batched):
 
     def __init__(self, gen: Any = None) -> None:
         self.name = _name(gen, "live_analytics")
+        self.row_cache = RowCache()  # rows kept between this runner's batches
         t = self.t = live_tables(gen)
         self.tables = tuple(t.values())
         sessions, deals, claims = t["live_sessions"], t["live_deals"], t["live_claims"]
@@ -167,6 +170,7 @@ class LiveAnalytics(Batched):
                 "deals": (t["live_deals"], ("session_id", "seq", "body")),
                 "claims": (t["live_claims"], ("body",)),
             },
+            cache=self.row_cache,
         )
         deals = [f for f in facts if ".FlashDeal." in f.topic]
         b.sessions.load(f.oid for f in facts if ".LiveSession." in f.topic)

@@ -114,18 +114,30 @@ class ProjectionRunner:
                     raise GenerationDropped(self.projection.name)
                 if int(row[0]) != start:
                     continue  # another process moved it: re-read and go on from there
+                self._batch_starts(start)
                 self._apply_batch(cur, batch)
                 cur.execute(
                     "UPDATE projection_tracking SET position = %s WHERE name = %s",
                     (end, self.projection.name),
                 )
+            self._batch_committed(end)
             applied += len(notes)
             if on_batch is not None:
                 on_batch(end)
+        self.settle(head)
+        return applied
+
+    def settle(self, head: int) -> None:
+        """After a pass up to `head`: wake whoever waits for a position up to there."""
         with self._caught_up:
             self.position = max(self.position, head, self._read_position())
             self._caught_up.notify_all()
-        return applied
+
+    def _batch_starts(self, position: int) -> None:
+        """Inside the batch's transaction, the tracking row locked at `position`."""
+
+    def _batch_committed(self, position: int) -> None:
+        """The batch's view changes and tracking position (`position`) are committed."""
 
     def _prepare(self, notes: list[Any]) -> Any:
         """What `_apply_batch` needs of a batch, worked out outside the transaction."""

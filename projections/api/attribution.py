@@ -39,6 +39,7 @@ from commerce.services.access import ADMIN, BUYER, MERCHANT
 from projections.api import responses as out
 from projections.api.pages import Reads
 from projections.attribution_view import table_names
+from projections.read.attribution import VERDICT_FIELDS
 from projections.read.commission import NOT_YET, CommissionState, state_at
 from projections.registry import Generation
 
@@ -113,7 +114,13 @@ def commission_view(row: tuple | list, now: datetime) -> dict:
 
 def explain(order_id: str, merchant_id: str, body: dict, commissions: list[dict]) -> dict:
     decision = body["decision"]
-    verdicts = [v | {"why": why(v, decision)} for v in decision.get("verdicts", ())]
+    verdicts = [
+        v | {"why": why(v, decision)}
+        for v in (
+            dict(zip(VERDICT_FIELDS, v, strict=True)) if isinstance(v, list) else v
+            for v in decision.get("verdicts", ())
+        )
+    ]
     winners = [v for v in verdicts if v["outcome"].startswith("won_")]
     refund_days = decision.get("refund_window_seconds", 0) / 86_400
     if winners:

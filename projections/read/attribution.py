@@ -23,6 +23,12 @@ from typing import Any
 from commerce.domain.pricing import allocate_pro_rata
 
 BASIS_POINTS = 10_000
+# The keys of each verdict in `AttributionDecision.as_dict`, in order: a store may keep a
+# verdict as the list of its values (projections.attribution_view) and zip them back.
+VERDICT_FIELDS = (
+    "touchpoint_id", "kind", "creator_id", "source_id", "at", "outcome", "window_seconds",
+    "beaten_by", "share_fen", "rate_bp", "commission_fen", "detail",
+)  # fmt: skip
 
 
 class TouchpointKind(StrEnum):
