@@ -110,15 +110,25 @@ class Rows:
     """
 
     def __init__(
-        self, cur: Any, table: str, columns: tuple[str, ...], kept: dict | None = None
+        self,
+        cur: Any,
+        table: str,
+        columns: tuple[str, ...],
+        kept: dict | None = None,
+        complete: bool = False,
     ) -> None:
-        """`kept`: rows earlier batches of this runner left (RowCache), used as they are."""
+        """`kept`: rows earlier batches of this runner left (RowCache), used as they are;
+        `complete`: they are all the table has."""
         self.cur, self.table, self.columns = cur, table, columns
         self.rows: dict[str, dict | None] = {} if kept is None else kept
+        self.complete = complete
         self.dirty: set[str] = set()
 
     def load(self, keys: Iterable[str]) -> None:
         wanted = [k for k in set(keys) if k not in self.rows]
+        if self.complete:
+            self.rows.update(dict.fromkeys(wanted))
+            return
         select = f"SELECT id, {', '.join(self.columns)} FROM {self.table} WHERE id"  # noqa: S608
         postgres = is_postgres(self.cur)
         for i in range(0, len(wanted), 100 * CHUNK if postgres else CHUNK):
@@ -202,21 +212,27 @@ class RowCache:
     a buyer's journey). It holds only while this runner is the view's one writer: the next
     batch must start at the position the last committed one left (`begin`), else another
     process moved the view, or the batch failed and its changes were rolled back, and the
-    rows are forgotten. Past `limit` rows it starts afresh, to bound memory."""
+    rows are forgotten. Past `limit` rows it starts afresh, to bound memory.
+
+    Kept from position 0 (a rebuild) and never forgotten since, it is `complete`: it holds every
+    row the view has, so a key it lacks names no row and is not looked up."""
 
     def __init__(self, limit: int = 200_000) -> None:
         self.limit = limit
         self.tables: dict[str, dict[str, dict | None]] = {}
         self.valid_at: int | None = None
+        self.complete = False
 
     def begin(self, position: int) -> None:
         if self.valid_at != position:
             self.tables.clear()
+            self.complete = position == 0  # nothing applied yet: the view's tables are empty
         self.valid_at = None  # until this batch commits
 
     def committed(self, position: int) -> None:
         if self.too_big():
             self.tables.clear()
+            self.complete = False
         self.valid_at = position
 
     def too_big(self) -> bool:
@@ -224,7 +240,7 @@ class RowCache:
 
     def forget(self) -> None:
         self.tables.clear()
-        self.valid_at = None
+        self.valid_at, self.complete = None, False
 
     def table(self, name: str) -> dict[str, dict | None]:
         return self.tables.setdefault(name, {})
@@ -244,7 +260,7 @@ class Batch:
             # crash can only make it apply the last batches again (research §5.5: +60 %)
             cur.execute("SET LOCAL synchronous_commit = off")
         self._parts: dict[str, Rows | Counters] = {
-            name: Rows(cur, table, cols, None if cache is None else cache.table(table))
+            name: Rows(cur, table, cols, *((cache.table(table), cache.complete) if cache else ()))
             for name, (table, cols) in tables.items()
         }
         for name, (table, fixed, sums) in (counters or {}).items():
@@ -323,16 +339,6 @@ class BatchRunner(ProjectionRunner):
             if behind > self.batch_size:
                 return pipeline.catch_up(self, on_batch)
         return super().catch_up(on_batch)
-
-    def _batch_starts(self, position: int) -> None:
-        cache = getattr(self.projection, "row_cache", None)
-        if cache is not None:
-            cache.begin(position)
-
-    def _batch_committed(self, position: int) -> None:
-        cache = getattr(self.projection, "row_cache", None)
-        if cache is not None:
-            cache.committed(position)
 
 
 class FollowingBatchRunner(FollowingRunner, BatchRunner):

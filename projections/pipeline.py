@@ -1,5 +1,5 @@
 """A long catch-up (a rebuild, a worker back from downtime) with batch N+1 decided while
-batch N is written.
+batch N is written, and batch N+2 read meanwhile.
 
 Measured on the attribution rebuild: about a third of its wall time was the runner waiting
 for PostgreSQL to store a batch, on a core the runner did not use; deciding the next batch
@@ -19,7 +19,9 @@ tracking position, committed in log order, so exactly-once is unchanged:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -66,7 +68,8 @@ def pipelines(runner: Any) -> bool:
 
 
 def catch_up(runner: Any, on_batch: Callable[[int], None] | None = None) -> int:
-    """`ProjectionRunner.catch_up` with one batch decided ahead; returns the events applied."""
+    """`ProjectionRunner.catch_up` with the next batch read, and the one after decided, while
+    a batch is written; returns the events applied."""
     app, store, projection = runner.app, runner.store, runner.projection
     cache = projection.row_cache
     head = app.recorder.max_notification_id() or 0
@@ -74,20 +77,27 @@ def catch_up(runner: Any, on_batch: Callable[[int], None] | None = None) -> int:
     cache.begin(start)
     applied = 0
     in_flight: tuple[Future, int, int] | None = None  # (commit, its end, its events)
-    with ThreadPoolExecutor(1, thread_name_prefix=f"write-{projection.name}") as writer:
+    name = projection.name
+    with (
+        _short_gil_turns(),
+        ThreadPoolExecutor(1, thread_name_prefix=f"read-{name}") as reader,
+        ThreadPoolExecutor(1, thread_name_prefix=f"write-{name}") as writer,
+    ):
         try:
-            while start < head:
+            reading = reader.submit(_read, runner, start, head) if start < head else None
+            while reading is not None:
                 if cache.too_big() and in_flight is not None:  # rows of the batch in flight
                     applied += _landed(in_flight, on_batch)  # must stay until it lands
                     in_flight = None
                 if cache.too_big():
                     cache.forget()
-                facts = _read(runner, start, head)
+                facts = reading.result()
                 end = facts[-1].position if len(facts) == runner.batch_size else head
+                reading = reader.submit(_read, runner, end, head) if end < head else None
                 statements = _decide(store, projection, facts)
                 if in_flight is not None:
                     applied += _landed(in_flight, on_batch)
-                commit = writer.submit(_commit, store, projection.name, start, end, statements)
+                commit = writer.submit(_commit, store, name, start, end, statements)
                 in_flight, start = (commit, end, len(facts)), end
             if in_flight is not None:
                 applied += _landed(in_flight, on_batch)
@@ -100,6 +110,19 @@ def catch_up(runner: Any, on_batch: Callable[[int], None] | None = None) -> int:
             raise
     runner.settle(head)
     return applied
+
+
+@contextlib.contextmanager
+def _short_gil_turns() -> Iterator[None]:
+    """Three threads share the GIL here, and the reader and writer mostly wait on PostgreSQL:
+    with the default 5 ms switch interval each of their returns from a wait queued behind the
+    deciding thread (measured: the writer's 38 commits took 2.7 s instead of 1.7 s)."""
+    was = sys.getswitchinterval()
+    sys.setswitchinterval(min(was, 0.0005))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(was)
 
 
 def _read(runner: Any, start: int, stop: int) -> list[Fact]:

@@ -134,10 +134,17 @@ class ProjectionRunner:
             self._caught_up.notify_all()
 
     def _batch_starts(self, position: int) -> None:
-        """Inside the batch's transaction, the tracking row locked at `position`."""
+        """Inside the batch's transaction, the tracking row locked at `position`: a view that
+        keeps rows between batches (projections.batching.RowCache) checks they still hold."""
+        cache = getattr(self.projection, "row_cache", None)
+        if cache is not None:
+            cache.begin(position)
 
     def _batch_committed(self, position: int) -> None:
         """The batch's view changes and tracking position (`position`) are committed."""
+        cache = getattr(self.projection, "row_cache", None)
+        if cache is not None:
+            cache.committed(position)
 
     def _prepare(self, notes: list[Any]) -> Any:
         """What `_apply_batch` needs of a batch, worked out outside the transaction."""
