@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -89,11 +90,16 @@ def as_id(value: Any) -> str | None:
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, dict):
-        h = value["_data_"]
         if value.get("_type_") != "uuid_hex":
-            return h
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+            return value["_data_"]
+        return _dashed(value["_data_"])
     return str(value)
+
+
+@lru_cache(maxsize=65_536)
+def _dashed(h: str) -> str:
+    """Ids recur (buyers, merchants, creators): a rebuild formats each once."""
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def as_datetime(value: Any) -> datetime:
@@ -265,6 +271,8 @@ class Batch:
         }
         for name, (table, fixed, sums) in (counters or {}).items():
             self._parts[name] = Counters(cur, table, fixed, sums)
+        for name, part in self._parts.items():  # `b.orders` without __getattr__: hot in loops
+            setattr(self, name, part)
 
     def __getattr__(self, name: str) -> Any:
         try:
