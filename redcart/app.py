@@ -183,5 +183,6 @@ def create_app(
     )
     app.state.commerce = runtime  # guards read it before dependency injection runs
     app.state.live = live  # so does the claim route's fast path
+    app.state.reads = reads  # and the product page's
     complete_openapi(app)
     return app

@@ -22,6 +22,7 @@ from commerce.api.common import path_uuid
 from commerce.config import CHINA
 from commerce.domain.errors import NotFound
 from projections.api import responses as out
+from projections.api.page_fastpath import PageFastPath, cache_headers
 from projections.api.runtime import ReadModels
 from projections.product_page import PageTables
 from projections.product_page_stock import available
@@ -197,7 +198,7 @@ class ProductPageController(Controller):
     path = "/products/{product_id:str}/page"
     tags = ("read models",)
 
-    @get("/", media_type=MediaType.JSON)
+    @get("/", media_type=MediaType.JSON, middleware=[PageFastPath])
     async def product_page(
         self,
         product_id: FromPath[str],
@@ -232,9 +233,4 @@ class ProductPageController(Controller):
             versions = tuple(rows[0][4:]) if dialect == "postgres" else None
             until = reusable_until(rows[0], now) - now.timestamp()
             reads.remember_rendered(key, body, versions, until)
-        return Response(body, media_type=MediaType.JSON, headers=_cache_headers(reads))
-
-
-def _cache_headers(reads: ReadModels) -> dict[str, str]:
-    seconds = reads.config.page_cache_seconds
-    return {"Cache-Control": f"public, max-age={int(seconds)}" if seconds >= 1 else "no-cache"}
+        return Response(body, media_type=MediaType.JSON, headers=cache_headers(reads))
