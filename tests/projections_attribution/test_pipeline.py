@@ -15,11 +15,17 @@ from projections.dashboards import LiveAnalytics, MerchantDashboard
 from tests.projections_attribution.test_dashboards import Gen, dump
 from tests.projections_attribution.world import World
 
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def store_url(postgres_url: str) -> str:
+    """PostgreSQL only: on SQLite a catch-up takes the plain path (projections.pipeline)."""
+    return postgres_url
+
 
 @pytest.fixture
 def pg_world(world: World) -> World:
-    if world.store.dialect != "postgres":
-        pytest.skip("the pipelined catch-up runs on PostgreSQL only; SQLite takes the plain path")
     Log(world.commerce, world.live, random.Random(5)).write(2_000)
     return world
 
