@@ -55,6 +55,7 @@ from projections.read.commission import (
 
 log = logging.getLogger(__name__)
 KEEP_TOUCHPOINTS = 200  # per buyer: bounds what one decision weighs and what a row holds
+KEEP_PARSED = 100_000  # touchpoints kept parsed between orders
 
 
 COLUMNS = {
@@ -115,6 +116,7 @@ class AttributionView(Batched):
         self.policies = policies or PolicySchedule.of([DEFAULT_POLICY])
         self.payout_day, self.tz = payout_day, ZoneInfo(tz)
         self.row_cache = RowCache()  # rows kept between this runner's batches
+        self._parsed: dict[str, Any] = {}  # touchpoint id -> Touchpoint (immutable)
         payable_from(datetime(2000, 1, 1, tzinfo=UTC), payout_day)  # a bad day fails at start
         t = self.t = table_names(gen)
         self.tables = tuple(t.values())  # what a rebuild drops
@@ -254,7 +256,12 @@ class AttributionView(Batched):
                     {"touchpoint_id": tp["id"], "source_id": tp["source_id"], "why": why}
                 )
                 continue
-            raw.append(touchpoint(tp))
+            parsed = self._parsed.get(tp["id"])  # a journey's touchpoints serve many orders
+            if parsed is None:
+                if len(self._parsed) > KEEP_PARSED:
+                    self._parsed.clear()
+                parsed = self._parsed[tp["id"]] = touchpoint(tp)
+            raw.append(parsed)
             if tp.get("product_id"):
                 about[tp["id"]] = tp["product_id"]
         touchpoints = raw + from_order(f.oid, d, placed_at)
@@ -288,13 +295,12 @@ class AttributionView(Batched):
             ineligible=ineligible,
         )
         try:
-            decision = attribute(touchpoints, facts, replace(config, rates_bp=rates)).as_dict()
+            decided = attribute(touchpoints, facts, replace(config, rates_bp=rates))
+            decision = decided.as_dict(verdict_rows=True)  # a third of an order row was keys
         except ValueError as exc:  # one bad order must not stop the projection
             log.warning("order %s cannot be attributed: %s", f.oid, exc)
             decision = {"rule": "undecidable", "detail": str(exc), "shares": [], "verdicts": []}
         decision.pop("lock_at", None)  # the policy's placeholder: we lock from delivery
-        # each verdict as its values only (VERDICT_FIELDS): a third of an order row was keys
-        decision["verdicts"] = [list(v.values()) for v in decision["verdicts"]]
         decision |= {
             "policy_version": config.policy_version,
             "model": config.model.value,

@@ -178,8 +178,15 @@ class AttributionDecision:
     def total_commission_fen(self) -> int:
         return sum(share.commission_fen for share in self.shares)
 
-    def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready form for an `OrderAttributed` event payload."""
+    def as_dict(self, verdict_rows: bool = False) -> dict[str, Any]:
+        """A JSON-ready form for an `OrderAttributed` event payload; `verdict_rows`: each
+        verdict as the list of its values in VERDICT_FIELDS order (what a store keeps)."""
+        if verdict_rows:
+            return self._head() | {"verdicts": [_row(v) for v in self.verdicts]}
+        return self._head() | {"verdicts": [dict(zip(VERDICT_FIELDS, _row(v), strict=True))
+                                            for v in self.verdicts]}  # fmt: skip
+
+    def _head(self) -> dict[str, Any]:
         return {
             "order_id": self.order_id,
             "policy_version": self.policy_version,
@@ -196,24 +203,15 @@ class AttributionDecision:
                 }
                 for s in self.shares
             ],
-            "verdicts": [
-                {
-                    "touchpoint_id": v.touchpoint.id,
-                    "kind": v.touchpoint.kind.value,
-                    "creator_id": v.touchpoint.creator_id,
-                    "source_id": v.touchpoint.source_id,
-                    "at": v.touchpoint.at.isoformat(),
-                    "outcome": v.outcome.value,
-                    "window_seconds": None if v.window is None else v.window.total_seconds(),
-                    "beaten_by": v.beaten_by,
-                    "share_fen": v.share_fen,
-                    "rate_bp": v.rate_bp,
-                    "commission_fen": v.commission_fen,
-                    "detail": v.detail,
-                }
-                for v in self.verdicts
-            ],
         }
+
+
+def _row(v: Verdict) -> list:
+    tp = v.touchpoint
+    window = None if v.window is None else v.window.total_seconds()
+    return [tp.id, tp.kind.value, tp.creator_id, tp.source_id, tp.at.isoformat(),
+            v.outcome.value, window, v.beaten_by, v.share_fen, v.rate_bp, v.commission_fen,
+            v.detail]  # fmt: skip
 
 
 def attribute(
