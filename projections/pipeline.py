@@ -130,6 +130,11 @@ def _young_collections_only() -> Iterator[None]:
     try:
         yield
     finally:
+        # What the pass built (the row cache, parsed touchpoints) lives on: kept out of the
+        # collector's full passes, which in a worker would otherwise stall following for a
+        # few hundred ms each (measured: live lag p99 180-300 ms, not 20-40). Frozen objects
+        # are still freed by reference counting when dropped; this code makes no cycles.
+        gc.freeze()
         if was:
             gc.enable()
 
