@@ -343,7 +343,9 @@ class BatchRunner(ProjectionRunner):
         from projections import pipeline  # it builds on this module
 
         if pipeline.pipelines(self):
-            behind = (self.app.recorder.max_notification_id() or 0) - self._read_position()
+            # how far behind, by the position this runner last saw (no query: a live worker
+            # passes here on every commit; the pipeline reads the real position itself)
+            behind = (self.app.recorder.max_notification_id() or 0) - self.position
             if behind > self.batch_size:
                 return pipeline.catch_up(self, on_batch)
         return super().catch_up(on_batch)
