@@ -271,14 +271,8 @@ class Batch:
         }
         for name, (table, fixed, sums) in (counters or {}).items():
             self._parts[name] = Counters(cur, table, fixed, sums)
-        for name, part in self._parts.items():  # `b.orders` without __getattr__: hot in loops
+        for name, part in self._parts.items():  # `b.orders`, `b.daily`, ...
             setattr(self, name, part)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._parts[name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     def flush(self) -> None:
         for part in self._parts.values():
