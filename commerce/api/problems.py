@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from eventsourcing.persistence import OperationalError
@@ -115,15 +116,28 @@ def _reason(status: int) -> str:
     return HTTPStatus(status).phrase
 
 
-def unavailable(_: Request, exc: Exception) -> Response:
-    log.warning("store unavailable: %s", type(exc).__name__)
-    return problem(
-        503,
-        "Service unavailable",
-        "the event store is busy or unreachable; retry",
-        "unavailable",
-        headers={"Retry-After": "1"},
+UNAVAILABLE_HEADERS = {"Retry-After": "1"}
+_shed = {"logged_at": -1e9, "unlogged": 0}
+
+
+def unavailable_problem(reason: str) -> dict[str, Any]:
+    """The 503 document, logged at most once a second: a burst that overloads the store would
+    otherwise also flood the log, one line per refused request, when it can least afford it."""
+    now = time.monotonic()
+    if now - _shed["logged_at"] >= 1.0:
+        more = f" (and {_shed['unlogged']} more since the last line)" if _shed["unlogged"] else ""
+        log.warning("store unavailable: %s%s", reason, more)
+        _shed.update(logged_at=now, unlogged=0)
+    else:
+        _shed["unlogged"] += 1
+    return problem_body(
+        503, "Service unavailable", "the event store is busy or unreachable; retry", "unavailable"
     )
+
+
+def unavailable(_: Request, exc: Exception) -> Response:
+    body = unavailable_problem(type(exc).__name__)
+    return Response(body, status_code=503, media_type=MEDIA_TYPE, headers=UNAVAILABLE_HEADERS)
 
 
 def unexpected(request: Request, exc: Exception) -> Response:

@@ -20,6 +20,7 @@ from commerce.api.common import path_uuid
 from commerce.domain import ids
 from commerce.domain.errors import InvalidInput
 from commerce.domain.identity import BuyerIdentity, validate_resident_id
+from commerce.platform.groupcommit import WriterUnavailable
 from commerce.services import deal_orders, ordering
 from commerce.services.access import Principal
 from commerce.services.idempotency import Answer, Idempotency
@@ -55,6 +56,12 @@ async def claim(
     """The placed order's answer and what the claim adds to it (the claim and the deal)."""
     did = path_uuid(deal_id, "deal")
     identity, address = checked(data, live)
+    # What the deal's owner already knows it would refuse (sold out, the buyer at the limit) is
+    # refused at once, and never shed: only claims that need the writer count against the cap.
+    live.engine.refuse_fast(did, principal.id, idempotency.resource_id("claim"), data.quantity)
+    if live.claims_in_flight >= MAX_CLAIMS_IN_FLIGHT:
+        # shed load early: past this, answers arrive after the buyer's client gave up
+        raise WriterUnavailable("too many claims in progress; retry")
     live.claims_in_flight += 1
     try:
         return await _claim(live, principal, did, data, idempotency, identity, address)

@@ -20,13 +20,12 @@ from commerce.api.common import answer, body_uuid, path_uuid
 from commerce.api.deps import Caller, IdemKey
 from commerce.api.schemas import Uuid, rule
 from commerce.domain.errors import InvalidInput, NotFound
-from commerce.platform.groupcommit import WriterUnavailable
 from commerce.services import deal_orders
 from commerce.services.access import BUYER, MERCHANT
 from livestream.api import claims, usecases
 from livestream.api import responses as out
 from livestream.api.claim_fastpath import ClaimFastPath
-from livestream.api.claims import MAX_CLAIMS_IN_FLIGHT, ClaimDeal
+from livestream.api.claims import ClaimDeal
 from livestream.api.runtime import LivestreamRuntime
 from livestream.domain.deals import (
     COUNTDOWN_SECONDS,
@@ -147,9 +146,6 @@ class DealController(Controller):
         Sold out, closed or not yet open → 409; per-buyer limit → 409."""
         if idempotency is None:
             raise InvalidInput("a claim needs an Idempotency-Key header", field="Idempotency-Key")
-        if live.claims_in_flight >= MAX_CLAIMS_IN_FLIGHT:
-            # shed load early: past this, answers arrive after the buyer's client gave up
-            raise WriterUnavailable("too many claims in progress; retry")
         placed, extra = await claims.claim(live, principal, deal_id, data, idempotency)
         return answer(placed, **extra)
 

@@ -80,7 +80,7 @@ class DealEngine:
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
         if op == "claim":
-            self._refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
+            self.refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
         for attempt in range(ATTEMPTS):
             if await self.acquire(deal_id):
                 return await self.local(deal_id, op, args)
@@ -125,7 +125,7 @@ class DealEngine:
             self._forget(deal_id)
         return result
 
-    def _refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID, quantity: int) -> None:
+    def refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID, quantity: int) -> None:
         """The owner refuses on the event loop what it knows it would refuse: a deal sold out
         until its first unpaid claim could lapse, and a buyer whose one claim holds the deal's
         per-buyer limit. A retried claim id still goes to the writer, to be answered as before.
@@ -197,7 +197,7 @@ class DealEngine:
         args = _decode(json.loads(body))
         try:
             if op == "claim":
-                self._refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
+                self.refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
             result = await self.local(deal_id, op, args)
         except errors.DomainError as exc:
             extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | float)}
