@@ -333,6 +333,13 @@ class GroupCommitWriter:
 def _settle(item: _Item, value: Any, exc: BaseException | None) -> None:
     if item.future.done():
         return
+    if isinstance(exc, DomainError):
+        # A refusal's traceback runs through the frame that decided the batch, whose locals
+        # hold every outcome of the batch, this exception included: a reference cycle per
+        # refusal, left to the collector. In a flash sale that is thousands a second, and
+        # young collections of 16-30 thousand objects that stall the event loop for 25-65 ms.
+        # A refusal needs no traceback (it becomes a 4xx answer).
+        exc = exc.with_traceback(None)
     if exc is not None:
         item.future.set_exception(exc)
     else:
