@@ -171,6 +171,7 @@ def rebuild(
             (new, view.name, old),
         )
     total += sum(r.catch_up(on_batch=lambda p, r=r: report(r, p)) for r in runners)
+    built = time.monotonic() - started
     log.info("%s: generation %s serves reads; dropping %s", view.name, new, old)
     time.sleep(grace_seconds)
     drop_generation(store, view, old, config)
@@ -179,6 +180,10 @@ def rebuild(
         "from_generation": old,
         "generation": new,
         "events_applied": total,
+        # until reads switched: the rebuild's own rate, without the grace readers of the old
+        # generation get before its tables are dropped
+        "build_seconds": round(built, 3),
+        "events_per_s": round(total / built) if built > 0 else None,
         "seconds": round(time.monotonic() - started, 3),
     }
 

@@ -217,7 +217,8 @@ def projections_rebuild(name: str, restart: bool, grace: float) -> None:
         )
     click.echo(
         f"{name}: generation {result['generation']} serves reads (was {result['from_generation']});"
-        f" {result['events_applied']} events in {result['seconds']}s"
+        f" {result['events_applied']} events in {result['build_seconds']}s"
+        f" ({result['events_per_s'] or 0:,}/s), then {grace:g}s for readers of the old generation"
     )
 
 

@@ -4,6 +4,7 @@ live runner follows the switch, the old tables go, an interrupted rebuild resume
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -147,6 +148,7 @@ def test_the_cli_prints_status_and_rebuilds_with_a_progress_bar(tmp_path: Path) 
     rebuilt = cli.invoke(main, ["projections", "rebuild", "search", "--grace", "0"], env=env)
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "search: generation 2 serves reads (was 1)" in rebuilt.output
+    assert re.search(r" \d+ events in [\d.]+s \([\d,]+/s\), then 0s for readers", rebuilt.output)
     unknown = cli.invoke(main, ["projections", "rebuild", "nope"], env=env)
     assert unknown.exit_code == 2 and "no read model named 'nope'" in unknown.output
     lists = cli.invoke(main, ["projections", "rebuild", "commerce_lists", "--grace", "0"], env=env)
