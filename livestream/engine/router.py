@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -23,9 +24,11 @@ from litestar.concurrency import sync_to_thread
 
 from commerce.domain import errors
 from commerce.platform.groupcommit import GroupCommitWriter, WriterUnavailable
+from livestream.domain.deals import FlashDeal
 from livestream.engine.commands import COMMANDS
 from livestream.engine.ownership import Ownership
 
+log = logging.getLogger("redcart.livestream.deals")
 AUTH_HEADER = "X-Redcart-Forwarded"
 MAX_SKEW_SECONDS = 60
 ATTEMPTS = 6
@@ -45,6 +48,11 @@ _ERRORS: dict[str, type[errors.DomainError]] = {
 
 def _call(uow: Any, command: Callable[..., Any], clock: Any, deal_id: UUID, args: dict) -> Any:
     return command(uow, clock, deal_id, **args)
+
+
+def _recorded_claims(uow: Any, deal_id: UUID) -> set[UUID]:
+    deal = uow.get(deal_id, FlashDeal)
+    return set() if deal is None else set(deal.claimants)
 
 
 class NotOwner(Exception):
@@ -76,6 +84,7 @@ class DealEngine:
         self._sold_out: dict[UUID, tuple[datetime, dict[str, Any]]] = {}  # until, refusal
         self._at_limit: dict[tuple[UUID, UUID], dict[str, Any]] = {}
         self._known_claims: set[UUID] = set()
+        self._learnt: set[UUID] = set()  # deals whose earlier claims are in _known_claims
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
@@ -100,11 +109,25 @@ class DealEngine:
         if not await sync_to_thread(self.ownership.acquire, deal_id):
             return False
         self._forget(deal_id)  # others may have owned it meanwhile: learn afresh
+        await self._learn_claims(deal_id)
         return True
+
+    async def _learn_claims(self, deal_id: UUID) -> None:
+        """The claims recorded before this process owned the deal (by an owner that died, or
+        by this process before a restart). A buyer whose answer was lost retries with the same
+        key, and that retry must reach the deal to be answered as first decided, not be
+        refused as sold out on the way; until they are known, nothing is refused early."""
+        try:
+            self._known_claims |= await self.writer.submit(_recorded_claims, deal_id)
+        except Exception:  # the deal's writer answers every claim meanwhile, only slower
+            log.warning("could not read the claims of deal %s", deal_id, exc_info=True)
+            return
+        self._learnt.add(deal_id)
 
     def _forget(self, deal_id: UUID) -> None:
         self._sold_out.pop(deal_id, None)
         self._at_limit = {k: v for k, v in self._at_limit.items() if k[0] != deal_id}
+        self._learnt.discard(deal_id)
 
     async def local(self, deal_id: UUID, op: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -130,7 +153,9 @@ class DealEngine:
         until its first unpaid claim could lapse, and a buyer whose one claim holds the deal's
         per-buyer limit. A retried claim id still goes to the writer, to be answered as before.
         The refusals are worded as the deal words them (decide_claim)."""
-        if deal_id not in self.ownership.owned() or claim_id in self._known_claims:
+        if deal_id not in self._learnt or claim_id in self._known_claims:
+            return
+        if deal_id not in self.ownership.owned():
             return
         held = self._at_limit.get((deal_id, buyer_id))
         if held is not None:
