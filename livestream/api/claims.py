@@ -58,13 +58,14 @@ async def claim(
     identity, address = checked(data, live)
     # What the deal's owner already knows it would refuse (sold out, the buyer at the limit) is
     # refused at once, and never shed: only claims that need the writer count against the cap.
-    live.engine.refuse_fast(did, principal.id, idempotency.resource_id("claim"), data.quantity)
+    claim_id = idempotency.resource_id("claim")
+    live.engine.refuse_fast(did, principal.id, claim_id, data.quantity)
     if live.claims_in_flight >= MAX_CLAIMS_IN_FLIGHT:
         # shed load early: past this, answers arrive after the buyer's client gave up
         raise WriterUnavailable("too many claims in progress; retry")
     live.claims_in_flight += 1
     try:
-        return await _claim(live, principal, did, data, idempotency, identity, address)
+        return await _claim(live, principal, did, claim_id, data, idempotency, identity, address)
     finally:
         live.claims_in_flight -= 1
 
@@ -73,13 +74,13 @@ async def _claim(
     live: LivestreamRuntime,
     principal: Principal,
     did: UUID,
+    claim_id: UUID,
     data: ClaimDeal,
     idempotency: Idempotency,
     identity: BuyerIdentity,
     address: dict,
 ) -> tuple[Answer, dict[str, Any]]:
     cfg = live.commerce.cfg
-    claim_id = idempotency.resource_id("claim")
     result = await live.engine.run(
         did, "claim", claim_id=claim_id, buyer_id=principal.id, quantity=data.quantity
     )

@@ -88,8 +88,8 @@ class DealEngine:
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
-        if op == "claim":
-            self.refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
+        """A claim's caller asks `refuse_fast` first (livestream.api.claims, before its cap on
+        claims in flight; `serve_forwarded` for claims forwarded here)."""
         for attempt in range(ATTEMPTS):
             if await self.acquire(deal_id):
                 return await self.local(deal_id, op, args)
