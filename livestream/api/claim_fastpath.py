@@ -25,7 +25,12 @@ from typing import Any
 import msgspec
 
 from commerce.api.auth import fingerprint, valid_key
-from commerce.api.problems import MEDIA_TYPE, domain_problem, unavailable_problem
+from commerce.api.problems import (
+    MEDIA_TYPE,
+    UNAVAILABLE_HEADERS,
+    domain_problem,
+    unavailable_problem,
+)
 from commerce.domain.errors import DomainError
 from commerce.platform.groupcommit import WriterUnavailable
 from commerce.services.access import BUYER, Principal
@@ -37,6 +42,7 @@ _decode = msgspec.json.Decoder(claims.ClaimDeal).decode
 _encode = msgspec.json.Encoder().encode
 _JSON = b"application/json"
 _PROBLEM = MEDIA_TYPE.encode()
+_UNAVAILABLE = [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS.items()]
 
 
 class ClaimFastPath:
@@ -68,7 +74,7 @@ class ClaimFastPath:
             return
         except WriterUnavailable as exc:  # shed (too many in flight) as cheaply as we can
             shed = _encode(unavailable_problem(type(exc).__name__))
-            await _respond(send, 503, _PROBLEM, shed, [(b"retry-after", b"1")])
+            await _respond(send, 503, _PROBLEM, shed, _UNAVAILABLE)
             return
         replayed = [(b"idempotent-replayed", b"true")] if placed.replayed else []
         await _respond(send, placed.status_code, _JSON, _encode(placed.body | extra), replayed)
