@@ -4,7 +4,8 @@ What runs:
 1. A throwaway database `redcart_bench_<random>` (as bench.orders), `redcart migrate`, then
    through the use cases: one merchant, a bonded warehouse, one product with stock, `buyers`
    buyers (tokens and valid resident IDs).
-2. The API as its own process (uvicorn, uvloop, httptools, one worker: bench.flash_deal_server)
+2. The API as its own process (uvicorn, uvloop, httptools, one worker unless told otherwise:
+   bench.flash_deal_server)
    with the list views kept by `redcart worker projections` (the PostgreSQL topology). Over
    HTTP as the host merchant: a live session, started, and two deals (10 s countdown, per-buyer
    limit 1): a warm-up deal of 500 units and the measured deal of `units` units.
@@ -23,11 +24,14 @@ What runs:
 Knobs (the `redcart bench` command passes only seconds and clients): keyword arguments of
 `run`, else REDCART_BENCH_RATE (3000 attempts/s), REDCART_BENCH_UNITS (1000),
 REDCART_BENCH_BUYERS (2000), REDCART_BENCH_GENERATORS (1 process), REDCART_BENCH_WARMUP (2 s;
-0: no warm-up deal); REDCART_BENCH_PROJECTIONS (worker | inprocess), REDCART_BENCH_PROFILE
-(1 or a directory: cProfile every server thread over the measured window). `clients` is how
-many keep-alive connections are opened before the start (at least rate × 0.1 s); more are
-opened while all are busy, up to 4× that (at least 512); beyond, attempts queue for a free
-connection, their latency still counting from the due time. An attempt unanswered 10 s after
+0: no warm-up deal), REDCART_BENCH_API_WORKERS (1: API processes, as `redcart serve --workers`;
+with more, claims reaching a process that does not own the deal are forwarded to the one that
+does, and the writers' batch counters come from one of them); REDCART_BENCH_PROJECTIONS
+(worker | inprocess), REDCART_BENCH_PROFILE (1 or a directory: cProfile every server thread over
+the measured window; one API process only). `clients` is how many keep-alive connections are
+opened before the start (at least rate × 0.1 s); more are opened while all are busy, up to 4×
+that (at least 512); beyond, attempts queue for a free connection, their latency still counting
+from the due time. An attempt unanswered 10 s after
 its due time is an error; the server may still have decided it (the checks allow for that).
 """
 
@@ -71,6 +75,7 @@ def run(
     buyers: int | None = None,
     generators: int | None = None,
     warmup: float | None = None,
+    api_workers: int | None = None,
 ) -> dict:
     """Measure; returns the figures (see the module docstring). Progress goes to stderr."""
     from rich.console import Console
@@ -89,8 +94,9 @@ def run(
     buyers = _knob(buyers, "REDCART_BENCH_BUYERS", 2000)
     generators = _knob(generators, "REDCART_BENCH_GENERATORS", 1)
     warmup = _knob(warmup, "REDCART_BENCH_WARMUP", 2.0)
-    if seconds <= 0 or rate <= 0 or units < 1 or buyers < 1 or generators < 1 or warmup < 0:
-        raise ValueError("seconds, rate, units, buyers, generators must be positive")
+    api_workers = _knob(api_workers, "REDCART_BENCH_API_WORKERS", 1)
+    if seconds <= 0 or rate <= 0 or min(units, buyers, generators, api_workers) < 1 or warmup < 0:
+        raise ValueError("seconds, rate, units, buyers, generators, api_workers must be positive")
     if warmup + seconds > 1000:
         raise ValueError("a deal lasts at most 20 minutes: keep warm-up + seconds under 1000")
     console = Console(stderr=True, quiet=not progress, highlight=False, soft_wrap=True)
@@ -98,6 +104,8 @@ def run(
     duration_s = min(20 * 60, max(60, math.ceil(warmup + seconds + 120)))
     prewarm = max(clients, math.ceil(rate * 0.1))
     profile_dir = _profile_dir()
+    if profile_dir and api_workers > 1:
+        raise ValueError("REDCART_BENCH_PROFILE profiles one API process: leave api_workers at 1")
     with _terminate_on_sigterm(), contextlib.ExitStack() as cleanup:
         server_url = os.environ.get("REDCART_DATABASE_URL") or DEFAULT_SERVER
         tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="redcart-bench-")))
@@ -112,7 +120,7 @@ def run(
             f"{time.perf_counter() - t:.1f}s ({buyers} buyers)[/]"
         )
         server_env = {**env, **({"REDCART_BENCH_PROFILE": "1"} if profile_dir else {})}
-        with server(server_env, tmp / "server.log", PROJECTIONS) as api:
+        with server(server_env, tmp / "server.log", PROJECTIONS, api_workers) as api:
             machine = _machine(db_url)
             deals = open_deals(
                 f"http://127.0.0.1:{api.port}", seed, [q for q in (warm_units, units) if q],
@@ -120,7 +128,8 @@ def run(
             )  # fmt: skip
             console.print(
                 f"[dim]server pid {api.pid} on port {api.port}; deal of {units} units opens in "
-                f"{COUNTDOWN_S}s; {rate:g} attempts/s from {generators} generator process(es), "
+                f"{COUNTDOWN_S}s; {api_workers} API process(es); "
+                f"{rate:g} attempts/s from {generators} generator process(es), "
                 f"{warmup:g}s warm-up deal ({warm_units} units) + {seconds:g}s[/]"
             )
             http = drive(
@@ -151,7 +160,8 @@ def run(
 
     settings = {
         "rate": rate, "seconds": seconds, "warmup_s": warmup, "units": units, "buyers": buyers,
-        "generators": generators, "prewarmed_connections": prewarm, "timeout_s": TIMEOUT_S,
+        "generators": generators, "api_workers": api_workers, "prewarmed_connections": prewarm,
+        "timeout_s": TIMEOUT_S,
         "max_connections": max(4 * prewarm, 512),
         "projections": PROJECTIONS, "naive_threads": NAIVE_THREADS,
     }  # fmt: skip

@@ -182,15 +182,21 @@ def instrumented_app() -> Any:
 
 
 @contextlib.contextmanager
-def server(env: dict[str, str], log_path: Path, projections: str) -> Iterator[_Server]:
-    """The API (uvicorn, uvloop, httptools, one worker) and, with projections="worker", the
-    `redcart worker projections` process (the PostgreSQL production topology)."""
+def server(
+    env: dict[str, str], log_path: Path, projections: str, workers: int = 1
+) -> Iterator[_Server]:
+    """The API (uvicorn, uvloop, httptools; `workers` processes, as `redcart serve --workers`)
+    and, with projections="worker", the `redcart worker projections` process (the PostgreSQL
+    production topology). With several workers each is a deal's owner or forwards to it, and
+    /__bench/stats answers from whichever worker takes the request."""
     port = _free_port()
     cmd = [
         sys.executable, "-m", "uvicorn", APP, "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
     log = log_path.open("wb")
     env = {**os.environ, **env, "REDCART_PROJECTIONS": projections, "PYTHONUNBUFFERED": "1"}
     children = []
