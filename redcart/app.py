@@ -34,6 +34,7 @@ from commerce.services.engagement import EngagementBuffer
 from commerce.sweeper import sweep_forever
 from livestream.api.controller import LiveSessionController
 from livestream.api.deals import DealController
+from livestream.api.forwarded import forwarded_deal_commands
 from livestream.engine.ownership import AdvisoryOwnership
 from livestream.room.pg_backplane import PgBackplane
 from payments.api import declare_to_customs, order_payments, start_payment, webhook
@@ -158,6 +159,7 @@ def create_app(
             webhook,
             LiveSessionController,
             DealController,
+            forwarded_deal_commands,
             live.routes(),
             read_routes(reads),
             analytics_routes(reads),

@@ -10,7 +10,7 @@ from typing import Annotated, TypeAlias
 from uuid import UUID, uuid4
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
@@ -34,7 +34,6 @@ from livestream.domain.deals import (
     FlashDeal,
 )
 from livestream.engine.commands import deal_view
-from livestream.engine.router import AUTH_HEADER
 
 Live: TypeAlias = NamedDependency[LivestreamRuntime]
 HOLD_MARGIN = timedelta(minutes=1)  # the deal's stock hold outlives its last claim's grace
@@ -148,14 +147,3 @@ class DealController(Controller):
             raise InvalidInput("a claim needs an Idempotency-Key header", field="Idempotency-Key")
         placed, extra = await claims.claim(live, principal, deal_id, data, idempotency)
         return answer(placed, **extra)
-
-    @post("/internal/deals/{deal_id:str}/{op:str}", include_in_schema=False)
-    async def forwarded(
-        self, deal_id: FromPath[str], op: FromPath[str], request: Request, live: Live
-    ) -> Response:
-        """A deal command forwarded by another API process to this one, the deal's owner."""
-        body = await request.body()
-        if not live.engine.verify(request.url.path, body, request.headers.get(AUTH_HEADER)):
-            raise NotFound("no such endpoint")
-        status, payload = await live.engine.serve_forwarded(path_uuid(deal_id, "deal"), op, body)
-        return Response(payload, status_code=status)

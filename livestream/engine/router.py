@@ -1,8 +1,9 @@
-"""Runs a deal command where the deal is owned: here, or on the owner, over HTTP.
+"""Runs a deal command where the deal is owned: here, or on the owner.
 
 A claim may arrive at any API process. If no process owns the deal, this one takes it; if
-another does, the command is forwarded to the owner's internal endpoint and its answer (or its
-refusal, as the same domain error) comes back. If the owner cannot be reached it has probably
+another does, the command is forwarded to the owner over its internal listener (one websocket
+per owner: livestream.engine.channel) and its answer (or its refusal, as the same domain error)
+comes back. If the owner cannot be reached it has probably
 died: its advisory lock is gone with its session, so the next attempt here takes the deal over.
 """
 
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,12 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import httpx
 from litestar.concurrency import sync_to_thread
 
 from commerce.domain import errors
 from commerce.platform.groupcommit import GroupCommitWriter, WriterUnavailable
 from livestream.domain.deals import FlashDeal
+from livestream.engine.channel import CHANNEL_PATH, ChannelLost, OwnerChannel
 from livestream.engine.commands import COMMANDS
 from livestream.engine.ownership import Ownership
 
@@ -32,6 +32,7 @@ log = logging.getLogger("redcart.livestream.deals")
 AUTH_HEADER = "X-Redcart-Forwarded"
 MAX_SKEW_SECONDS = 60
 ATTEMPTS = 6
+MAX_REMEMBERED_OWNERS = 10_000
 _ERRORS: dict[str, type[errors.DomainError]] = {
     cls.code: cls
     for cls in (
@@ -79,26 +80,42 @@ class DealEngine:
         self.clock = clock
         self.ownership = ownership
         self._key = hashlib.sha256(b"deal-forwarding:" + secret).digest()
-        self._http: httpx.AsyncClient | None = None
+        self._channels: dict[str, OwnerChannel] = {}  # by owner URL
         # what the owner learnt from its own answers, to refuse without a trip to the writer
         self._sold_out: dict[UUID, tuple[datetime, dict[str, Any]]] = {}  # until, refusal
         self._at_limit: dict[tuple[UUID, UUID], dict[str, Any]] = {}
         self._known_claims: set[UUID] = set()
         self._learnt: set[UUID] = set()  # deals whose earlier claims are in _known_claims
+        self._owners: dict[UUID, str] = {}  # deals another process owns → where it listens
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
         """A claim's caller asks `refuse_fast` first (livestream.api.claims, before its cap on
-        claims in flight; `serve_forwarded` for claims forwarded here)."""
+        claims in flight; `serve_forwarded` for claims forwarded here).
+
+        Where another process owns the deal, its address is remembered: asking the database
+        for the lock and the owner on every claim put two round trips, in turn on this
+        process's one ownership connection, in front of each forwarded claim (at a sale's
+        rate, seconds of queue). Only when the owner stops answering as the owner (dead, or
+        it lost the deal) is the deal taken over or its new owner looked up."""
         for attempt in range(ATTEMPTS):
-            if await self.acquire(deal_id):
+            if deal_id in self.ownership.owned():
                 return await self.local(deal_id, op, args)
-            url = await sync_to_thread(self.ownership.owner_url, deal_id)
+            url = self._owners.get(deal_id)
+            if url is None:
+                if await self.acquire(deal_id):
+                    return await self.local(deal_id, op, args)
+                url = await sync_to_thread(self.ownership.owner_url, deal_id)
             if url is not None:
                 try:
-                    return await self._forward(url, deal_id, op, args)
-                except (httpx.TransportError, NotOwner):
-                    pass  # dead or no longer the owner: take it over, or ask the new one
+                    answer = await self._forward(url, deal_id, op, args)
+                except (ChannelLost, NotOwner):
+                    self._owners.pop(deal_id, None)  # take it over, or ask who owns it now
+                else:
+                    if len(self._owners) >= MAX_REMEMBERED_OWNERS:
+                        self._owners.clear()  # deals end; a forgotten one is looked up again
+                    self._owners[deal_id] = url
+                    return answer
             await asyncio.sleep(0.02 * 2**attempt)
         raise WriterUnavailable("the flash deal's owner did not answer; try again")
 
@@ -187,25 +204,25 @@ class DealEngine:
             return False
         return hmac.compare_digest(header, self._sign(path, body, stamp))
 
+    def _handshake(self) -> dict[str, str]:
+        return {AUTH_HEADER: self._sign(CHANNEL_PATH, b"", str(int(time.time())))}
+
     async def _forward(
         self, url: str, deal_id: UUID, op: str, args: dict[str, Any]
     ) -> dict[str, Any]:
-        if self._http is None:
-            limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-            self._http = httpx.AsyncClient(timeout=10.0, limits=limits)
-        path = f"/internal/deals/{deal_id}/{op}"
-        body = json.dumps(_encode(args)).encode()
-        headers = {
-            AUTH_HEADER: self._sign(path, body, str(int(time.time()))),
-            "Content-Type": "application/json",
-        }
-        response = await self._http.post(url + path, content=body, headers=headers)
-        if response.status_code == 421:
+        channel = self._channels.get(url)
+        if channel is None:
+            channel = self._channels[url] = OwnerChannel(url, self._handshake)
+        try:
+            status, answer = await channel.call(deal_id, op, _encode(args))
+        except ChannelLost:
+            self._channels.pop(url, None)
+            await channel.aclose()
+            raise
+        if status == 421:
             raise NotOwner(str(deal_id))
-        if response.status_code == 503:
+        if status >= 500:
             raise WriterUnavailable("the flash deal's owner is busy; try again")
-        response.raise_for_status()
-        answer = response.json()
         if "error" in answer:
             e = answer["error"]
             raise _ERRORS.get(e["code"], errors.Conflict)(
@@ -213,13 +230,15 @@ class DealEngine:
             )
         return answer["result"]
 
-    async def serve_forwarded(self, deal_id: UUID, op: str, body: bytes) -> tuple[int, dict]:
+    async def serve_forwarded(
+        self, deal_id: UUID, op: str, args: dict[str, Any]
+    ) -> tuple[int, dict]:
         """The owner's side of `_forward`: answer 421 if the deal is not ours (any more)."""
         if op not in COMMANDS:
             return 404, {"error": {"code": "not_found", "detail": "no such deal command"}}
         if deal_id not in self.ownership.owned():
             return 421, {"error": {"code": "not_owner", "detail": "this process does not own it"}}
-        args = _decode(json.loads(body))
+        args = _decode(args)
         try:
             if op == "claim":
                 self.refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
@@ -228,9 +247,12 @@ class DealEngine:
             extra = {k: v for k, v in exc.extra.items() if isinstance(v, str | int | float)}
             error = {"code": exc.code, "detail": exc.detail, "field": exc.field, "extra": extra}
             return 200, {"error": error}
+        except WriterUnavailable:
+            return 503, {"error": {"code": "unavailable", "detail": "the deal's writer is busy"}}
         return 200, {"result": result}
 
     async def aclose(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.aclose()
         await sync_to_thread(self.ownership.close)

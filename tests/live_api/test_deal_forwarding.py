@@ -1,0 +1,123 @@
+"""A process that does not own a flash deal forwards its commands to the one that does.
+
+During a sale that is every claim reaching it, so it must not ask the database who owns the
+deal each time; when the owner dies it must still notice, and take the deal over; and the
+owner's end of the channel answers only callers that sign with the deployment's secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+from commerce.config import utc_now
+from commerce.platform.groupcommit import GroupCommitWriter
+from livestream.engine.channel import CHANNEL_PATH
+from livestream.engine.ownership import AdvisoryOwnership
+from livestream.engine.router import AUTH_HEADER, DealEngine
+from redcart.wiring import livestream_app, migrate
+from tests.conftest import make_settings
+from tests.live_api.test_deal_oversell import UNITS, owner_pid, seed
+from tests.servers import ApiServer, settings_env
+
+pytestmark = pytest.mark.postgres
+
+
+class CountedOwnership(AdvisoryOwnership):
+    """The real advisory-lock ownership, counting its trips to the database."""
+
+    def __init__(self, database_url: str) -> None:
+        super().__init__(database_url, "http://127.0.0.1:9")  # never asked: it owns nothing
+        self.lock_attempts = 0
+        self.owner_lookups = 0
+
+    def acquire(self, deal_id: UUID) -> bool:
+        if deal_id not in self._owned:
+            self.lock_attempts += 1
+        return super().acquire(deal_id)
+
+    def owner_url(self, deal_id: UUID) -> str | None:
+        self.owner_lookups += 1
+        return super().owner_url(deal_id)
+
+
+def test_a_forwarding_process_looks_the_owner_up_once_and_takes_over_when_it_dies(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(postgres_url, tmp_path / "var")
+    migrate(settings)
+    owner = ApiServer(settings_env(postgres_url, tmp_path / "var"), tmp_path / "owner.log")
+    app = livestream_app(settings, create_table=False)
+    writer = GroupCommitWriter(app).start()
+    ownership = CountedOwnership(postgres_url)
+    engine = DealEngine(writer, utc_now, ownership, settings.secret_key.encode())
+    try:
+        owner.wait_ready()
+        deal, _ = seed(owner.url, UNITS, payment_window=30)  # opening it made the server owner
+        deal_id = UUID(deal["id"])
+
+        async def scenario() -> tuple[list[dict], dict]:
+            try:
+                forwarded = [await engine.run(deal_id, "view") for _ in range(25)]
+                assert ownership.owned() == set()  # every answer came from the owner
+                assert (ownership.lock_attempts, ownership.owner_lookups) == (1, 1)
+                owner.process.kill()
+                owner.process.wait(10)
+                return forwarded, await engine.run(deal_id, "view")
+            finally:
+                await engine.aclose()
+
+        forwarded, after = asyncio.run(scenario())
+        assert [v["units_left"] for v in forwarded] == [UNITS] * 25
+        assert all(v["id"] == deal["id"] for v in forwarded)
+        assert after["id"] == deal["id"] and after["units_left"] == UNITS
+        assert ownership.lock_attempts == 2  # the dead owner's lock went with its session
+        assert owner_pid(postgres_url, deal["id"]) == os.getpid()
+    finally:
+        if owner.process.poll() is None:
+            owner.stop()
+        writer.stop()
+        app.close()
+
+
+def test_the_owners_channel_refuses_unsigned_stale_or_garbled_callers(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    settings = make_settings(postgres_url, tmp_path / "var")
+    migrate(settings)
+    server = ApiServer(settings_env(postgres_url, tmp_path / "var"), tmp_path / "s.log")
+    secret = settings.secret_key.encode()
+    signer = DealEngine(None, utc_now, CountedOwnership(postgres_url), secret)  # type: ignore[arg-type]  # signs only
+    url = server.url.replace("http", "ws") + CHANNEL_PATH
+    stale = str(int(time.time()) - 120)
+
+    async def scenario() -> tuple[list[int], int | None]:
+        refused = []
+        for headers in (
+            {},
+            {AUTH_HEADER: "1.abc"},
+            {AUTH_HEADER: signer._sign(CHANNEL_PATH, b"", stale)},
+        ):
+            with pytest.raises(InvalidStatus) as caught:
+                await connect(url, additional_headers=headers)
+            refused.append(caught.value.response.status_code)
+        async with connect(url, additional_headers=signer._handshake()) as socket:
+            await socket.send(b"not a command")
+            with pytest.raises(ConnectionClosedError):
+                await socket.recv()
+            return refused, socket.close_code
+
+    try:
+        server.wait_ready()
+        refused, code = asyncio.run(scenario())
+    finally:
+        server.stop()
+    assert refused == [403, 403, 403]
+    assert code == 1007
