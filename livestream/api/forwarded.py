@@ -53,6 +53,8 @@ async def forwarded_deal_commands(socket: WebSocket, live: Live) -> None:
         task = asyncio.create_task(_answer(socket, engine, number, deal_id, op, args))
         answering.add(task)
         task.add_done_callback(answering.discard)
+    # Commands already begun finish (the caller will ask again and must find them decided).
+    await asyncio.gather(*answering, return_exceptions=True)
 
 
 async def _answer(

@@ -7,10 +7,11 @@ encode/httpcore#1035), more than the claim costs the owner. Here one long-lived 
 owner carries commands and their answers as small JSON frames matched by number, as many in
 flight at once as there are claims waiting.
 
-The connection is authenticated once, at its handshake (an HMAC over a timestamp). If it drops,
-every command in flight fails with ChannelLost and its caller asks again, taking the deal over
-if the owner has died; a command that reached the owner before the drop runs again harmlessly,
-since the deal answers a known claim id as it first decided it.
+The connection is authenticated once, at its handshake (an HMAC over a timestamp), and opened
+again by the next command after it drops. A command whose connection drops, or whose answer
+takes longer than the timeout, fails with ChannelLost and its caller asks again, taking the
+deal over if the owner has died; a command that reached the owner before the drop runs again
+harmlessly, since the deal answers a known claim id as it first decided it.
 """
 
 from __future__ import annotations

@@ -212,13 +212,10 @@ class DealEngine:
     ) -> dict[str, Any]:
         channel = self._channels.get(url)
         if channel is None:
+            if len(self._channels) >= MAX_REMEMBERED_OWNERS:
+                await self.close_channels()
             channel = self._channels[url] = OwnerChannel(url, self._handshake)
-        try:
-            status, answer = await channel.call(deal_id, op, _encode(args))
-        except ChannelLost:
-            self._channels.pop(url, None)
-            await channel.aclose()
-            raise
+        status, answer = await channel.call(deal_id, op, _encode(args))  # reconnects as needed
         if status == 421:
             raise NotOwner(str(deal_id))
         if status >= 500:
@@ -251,8 +248,11 @@ class DealEngine:
             return 503, {"error": {"code": "unavailable", "detail": "the deal's writer is busy"}}
         return 200, {"result": result}
 
-    async def aclose(self) -> None:
+    async def close_channels(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
         for channel in channels:
             await channel.aclose()
+
+    async def aclose(self) -> None:
+        await self.close_channels()
         await sync_to_thread(self.ownership.close)

@@ -22,6 +22,7 @@ from commerce.platform.groupcommit import GroupCommitWriter
 from livestream.engine.channel import CHANNEL_PATH
 from livestream.engine.ownership import AdvisoryOwnership
 from livestream.engine.router import AUTH_HEADER, DealEngine
+from redcart.settings import Settings
 from redcart.wiring import livestream_app, migrate
 from tests.conftest import make_settings
 from tests.live_api.test_deal_oversell import UNITS, owner_pid, seed
@@ -48,12 +49,17 @@ class CountedOwnership(AdvisoryOwnership):
         return super().owner_url(deal_id)
 
 
+def migrated_with_server(postgres_url: str, tmp_path: Path) -> tuple[Settings, ApiServer]:
+    """Settings for this process and an API server process (not yet ready) sharing them."""
+    settings = make_settings(postgres_url, tmp_path / "var")
+    migrate(settings)
+    return settings, ApiServer(settings_env(postgres_url, tmp_path / "var"), tmp_path / "api.log")
+
+
 def test_a_forwarding_process_looks_the_owner_up_once_and_takes_over_when_it_dies(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(postgres_url, tmp_path / "var")
-    migrate(settings)
-    owner = ApiServer(settings_env(postgres_url, tmp_path / "var"), tmp_path / "owner.log")
+    settings, owner = migrated_with_server(postgres_url, tmp_path)
     app = livestream_app(settings, create_table=False)
     writer = GroupCommitWriter(app).start()
     ownership = CountedOwnership(postgres_url)
@@ -90,9 +96,7 @@ def test_a_forwarding_process_looks_the_owner_up_once_and_takes_over_when_it_die
 def test_the_owners_channel_refuses_unsigned_stale_or_garbled_callers(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    settings = make_settings(postgres_url, tmp_path / "var")
-    migrate(settings)
-    server = ApiServer(settings_env(postgres_url, tmp_path / "var"), tmp_path / "s.log")
+    settings, server = migrated_with_server(postgres_url, tmp_path)
     secret = settings.secret_key.encode()
     signer = DealEngine(None, utc_now, CountedOwnership(postgres_url), secret)  # type: ignore[arg-type]  # signs only
     url = server.url.replace("http", "ws") + CHANNEL_PATH
