@@ -3,8 +3,9 @@
 Why: with `redcart serve --workers N` every worker shares one public port, so a claim forwarded
 to "the owner of this deal" through that port would land on any worker. Each process therefore
 also serves the same app on its own (by default ephemeral) port and advertises that address as
-the place to reach it. Forwarded requests carry an HMAC, so exposing the listener is harmless,
-but it is meant for the private network (REDCART_INTERNAL_HOST).
+the place to reach it. Forwarded commands travel on websockets whose handshake carries an HMAC
+of the secret key, so exposing the listener is harmless, but it is meant for the private
+network (REDCART_INTERNAL_HOST).
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ class InternalListener:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.bind_host, self.port))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, lifespan="off", log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            # forwarded deal commands arrive as small frames on one long-lived websocket per
+            # process (livestream.engine.channel): the implementation the public server uses,
+            # without per-message deflate
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+        )
         self._server = _Server(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         while not self._server.started and not self._task.done():

@@ -3,8 +3,8 @@
 A claim may arrive at any API process. If no process owns the deal, this one takes it; if
 another does, the command is forwarded to the owner over its internal listener (one websocket
 per owner: livestream.engine.channel) and its answer (or its refusal, as the same domain error)
-comes back. If the owner cannot be reached it has probably
-died: its advisory lock is gone with its session, so the next attempt here takes the deal over.
+comes back. If the owner cannot be reached it has probably died: its advisory lock is gone with
+its session, so the next attempt here takes the deal over.
 """
 
 from __future__ import annotations
