@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, TypeAlias
+from typing import Annotated
 from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Controller, Response, delete, get, post, put
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from msgspec import Meta
 
@@ -23,12 +22,10 @@ from commerce.domain.merchants import Product
 from commerce.services.access import BUYER, MERCHANT
 from livestream.api import responses as out
 from livestream.api import usecases
-from livestream.api.runtime import LivestreamRuntime
+from livestream.api.runtime import Live
 from livestream.api.usecases import session_view
 from livestream.domain.sessions import LIVE, SCHEDULED
 from livestream.room import RoomEvent
-
-Live: TypeAlias = NamedDependency[LivestreamRuntime]
 
 STATES = {"live": LIVE, "upcoming": SCHEDULED}
 

@@ -6,12 +6,11 @@ Claims are livestream.api.claims; the claim route's fast path is livestream.api.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, TypeAlias
+from typing import Annotated
 from uuid import UUID, uuid4
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from msgspec import Meta
 
@@ -26,7 +25,7 @@ from livestream.api import claims, usecases
 from livestream.api import responses as out
 from livestream.api.claim_fastpath import ClaimFastPath
 from livestream.api.claims import ClaimDeal
-from livestream.api.runtime import LivestreamRuntime
+from livestream.api.runtime import Live
 from livestream.domain.deals import (
     COUNTDOWN_SECONDS,
     DURATION_SECONDS,
@@ -35,7 +34,6 @@ from livestream.domain.deals import (
 )
 from livestream.engine.commands import deal_view
 
-Live: TypeAlias = NamedDependency[LivestreamRuntime]
 HOLD_MARGIN = timedelta(minutes=1)  # the deal's stock hold outlives its last claim's grace
 
 

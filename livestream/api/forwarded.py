@@ -9,21 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, TypeAlias
+from typing import Any
 from uuid import UUID
 
 import msgspec
 from litestar import WebSocket, websocket
-from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 from litestar.status_codes import WS_1008_POLICY_VIOLATION
 
-from livestream.api.runtime import LivestreamRuntime
+from livestream.api.runtime import Live
 from livestream.engine.channel import CHANNEL_PATH
 from livestream.engine.router import AUTH_HEADER, DealEngine
 
 log = logging.getLogger("redcart.livestream.deals")
-Live: TypeAlias = NamedDependency[LivestreamRuntime]
 _encode = msgspec.json.Encoder().encode
 _Command = tuple[int, UUID, str, dict[str, Any]]
 _decode = msgspec.json.Decoder(_Command).decode

@@ -10,12 +10,13 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 from litestar import Router
 from litestar.concurrency import sync_to_thread
+from litestar.di import NamedDependency
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from commerce.api.runtime import CommerceRuntime
@@ -293,6 +294,10 @@ class LivestreamRuntime:
             route_handlers=room_routes(self.hub, self.authenticate),
             middleware=[_remember_room],
         )
+
+
+Live: TypeAlias = NamedDependency[LivestreamRuntime]
+"""How handlers ask for the runtime (the app's `live` dependency)."""
 
 
 def _remember_room(app: ASGIApp) -> ASGIApp:

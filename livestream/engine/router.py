@@ -60,11 +60,8 @@ class NotOwner(Exception):
     """A forwarded command reached a process that no longer owns the deal."""
 
 
-def _encode(args: dict[str, Any]) -> dict[str, Any]:
-    return {k: str(v) if isinstance(v, UUID) else v for k, v in args.items()}
-
-
-def _decode(args: dict[str, Any]) -> dict[str, Any]:
+def _with_uuids(args: dict[str, Any]) -> dict[str, Any]:
+    """A forwarded command's arguments as the commands take them (ids arrive as strings)."""
     return {k: UUID(v) if k.endswith("_id") and isinstance(v, str) else v for k, v in args.items()}
 
 
@@ -215,7 +212,7 @@ class DealEngine:
             if len(self._channels) >= MAX_REMEMBERED_OWNERS:
                 await self.close_channels()
             channel = self._channels[url] = OwnerChannel(url, self._handshake)
-        status, answer = await channel.call(deal_id, op, _encode(args))  # reconnects as needed
+        status, answer = await channel.call(deal_id, op, args)  # reconnects as needed
         if status == 421:
             raise NotOwner(str(deal_id))
         if status >= 500:
@@ -235,7 +232,7 @@ class DealEngine:
             return 404, {"error": {"code": "not_found", "detail": "no such deal command"}}
         if deal_id not in self.ownership.owned():
             return 421, {"error": {"code": "not_owner", "detail": "this process does not own it"}}
-        args = _decode(args)
+        args = _with_uuids(args)
         try:
             if op == "claim":
                 self.refuse_fast(deal_id, args["buyer_id"], args["claim_id"], args["quantity"])
