@@ -31,7 +31,7 @@ BAD_FRAME = 1007  # RFC 6455: data inconsistent with the message's type
 @websocket(CHANNEL_PATH, name="forwarded_deal_commands")
 async def forwarded_deal_commands(socket: WebSocket, live: Live) -> None:
     engine = live.engine
-    if not engine.verify(CHANNEL_PATH, b"", socket.headers.get(AUTH_HEADER)):
+    if not engine.verify_handshake(socket.headers.get(AUTH_HEADER)):
         await socket.close(code=WS_1008_POLICY_VIOLATION)  # before accepting: a 403 handshake
         return
     await socket.accept()

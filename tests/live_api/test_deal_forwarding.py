@@ -107,7 +107,7 @@ def test_the_owners_channel_refuses_unsigned_stale_or_garbled_callers(
         for headers in (
             {},
             {AUTH_HEADER: "1.abc"},
-            {AUTH_HEADER: signer._sign(CHANNEL_PATH, b"", stale)},
+            {AUTH_HEADER: signer._sign(stale)},
         ):
             with pytest.raises(InvalidStatus) as caught:
                 await connect(url, additional_headers=headers)
