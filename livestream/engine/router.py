@@ -153,14 +153,23 @@ class DealEngine:
                 until_at = datetime.fromisoformat(until) if until else forever
                 self._sold_out[deal_id] = (until_at, exc.extra)
             raise
-        if op in ("release", "tick", "pay") or (op == "claim" and result["deal"]["units_left"]):
-            self._sold_out.pop(deal_id, None)  # units may be back
+        if self._units_may_be_back(op, result):
+            self._sold_out.pop(deal_id, None)
         if op == "claim" and result["new"]:
             self._at_limit[(deal_id, args["buyer_id"])] = result
             self._known_claims.add(args["claim_id"])
-        if op == "release":
-            self._forget(deal_id)
+        if op in ("release", "close") or (op == "tick" and result["closed"]):
+            self._forget(deal_id)  # a closed deal refuses as closed, which the writer words
         return result
+
+    @staticmethod
+    def _units_may_be_back(op: str, result: dict[str, Any]) -> bool:
+        """The owner's sweep ticks every deal twice a second; a tick that recorded nothing
+        leaves a sold-out deal sold out (forgetting it there sent the next refusal to the
+        writer, where a busy sale shed it with a 503 instead of answering 409)."""
+        if op == "tick":
+            return bool(result["expired"] or result["closed"])
+        return op in ("release", "pay") or (op == "claim" and bool(result["deal"]["units_left"]))
 
     def refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID, quantity: int) -> None:
         """The owner refuses on the event loop what it knows it would refuse: a deal sold out

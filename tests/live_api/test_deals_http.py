@@ -101,6 +101,22 @@ def test_buyers_claim_a_deal_until_it_sells_out(client: TestClient, clock: Clock
     assert shop.available() == 2  # nothing sold beyond the deal's own units
 
 
+def test_a_sold_out_deal_the_host_closes_refuses_claims_as_closed(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    deal = open_deal(client, shop, live_session(client, shop), quantity=1)
+    buyers = [sign_up(client, f"sc{i}") for i in range(2)]
+    clock.advance(11)
+    assert claim(client, deal["id"], buyers[0], "won").status_code == 201
+    assert claim(client, deal["id"], buyers[1], "late").json()["units_left"] == 0  # learnt
+    closed = client.post(f"/live/deals/{deal['id']}/close", headers=shop.headers)
+    assert closed.status_code == 200 and closed.json()["phase"] == "closed"
+    for buyer, key in ((buyers[1], "after"), (buyers[0], "again")):  # sold out; at the limit
+        r = claim(client, deal["id"], buyer, key)
+        assert r.status_code == 409 and r.json()["detail"] == "the deal is closed", r.text
+
+
 def test_an_unpaid_claim_lapses_and_its_unit_returns_to_the_deal(
     client: TestClient, clock: Clock
 ) -> None:
