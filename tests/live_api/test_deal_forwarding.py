@@ -25,7 +25,7 @@ from livestream.engine.router import AUTH_HEADER, DealEngine
 from redcart.settings import Settings
 from redcart.wiring import livestream_app, migrate
 from tests.conftest import make_settings
-from tests.live_api.test_deal_oversell import UNITS, owner_pid, seed
+from tests.live_api.test_deal_oversell import UNITS, owner_pid, seed, wait_until_owned
 from tests.servers import ApiServer, settings_env
 
 pytestmark = pytest.mark.postgres
@@ -66,8 +66,9 @@ def test_a_forwarding_process_looks_the_owner_up_once_and_takes_over_when_it_die
     engine = DealEngine(writer, utc_now, ownership, settings.secret_key.encode())
     try:
         owner.wait_ready()
-        deal, _ = seed(owner.url, UNITS, payment_window=30)  # opening it made the server owner
+        deal, _ = seed(owner.url, UNITS, payment_window=30)
         deal_id = UUID(deal["id"])
+        wait_until_owned(postgres_url, deal["id"])  # by the server's sweep, before we ask
 
         async def scenario() -> tuple[list[dict], dict]:
             try:

@@ -127,6 +127,20 @@ def owner_pid(database_url: str, deal_id: str) -> int:
         return row.fetchone()[0]
 
 
+def wait_until_owned(database_url: str, deal_id: str, timeout: float = 10.0) -> int:
+    """The owner's pid, once there is one: opening a deal leaves it unowned, and a server's
+    sweep (every 0.5 s) or its first claim takes it."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while True:
+            row = conn.execute("SELECT pid FROM deal_owners WHERE deal_id = %s", (deal_id,))
+            found = row.fetchone()
+            if found is not None:
+                return found[0]
+            assert time.monotonic() < deadline, f"nobody took deal {deal_id} in {timeout} s"
+            time.sleep(0.05)
+
+
 def test_claims_across_processes_never_oversell_and_survive_the_owner_dying(
     postgres_url: str, tmp_path: Path
 ) -> None:
