@@ -81,7 +81,7 @@ class DealEngine:
         # what the owner learnt from its own answers, to refuse without a trip to the writer
         self._sold_out: dict[UUID, tuple[datetime, dict[str, Any]]] = {}  # until, refusal
         self._at_limit: dict[tuple[UUID, UUID], dict[str, Any]] = {}
-        self._known_claims: set[UUID] = set()
+        self._known_claims: dict[UUID, set[UUID]] = {}  # by deal
         self._learnt: set[UUID] = set()  # deals whose earlier claims are in _known_claims
         self._owners: dict[UUID, str] = {}  # deals another process owns → where it listens
 
@@ -132,16 +132,25 @@ class DealEngine:
         key, and that retry must reach the deal to be answered as first decided, not be
         refused as sold out on the way; until they are known, nothing is refused early."""
         try:
-            self._known_claims |= await self.writer.submit(_recorded_claims, deal_id)
+            recorded = await self.writer.submit(_recorded_claims, deal_id)
         except Exception:  # the deal's writer answers every claim meanwhile, only slower
             log.warning("could not read the claims of deal %s", deal_id, exc_info=True)
             return
+        self._known_claims.setdefault(deal_id, set()).update(recorded)
         self._learnt.add(deal_id)
 
     def _forget(self, deal_id: UUID) -> None:
         self._sold_out.pop(deal_id, None)
         self._at_limit = {k: v for k, v in self._at_limit.items() if k[0] != deal_id}
+        self._known_claims.pop(deal_id, None)
         self._learnt.discard(deal_id)
+
+    def _released(self, claim_id: UUID) -> None:
+        """A released claim frees its buyer's place under the limit. The rest still holds:
+        forgetting all of it here left the deal without fast refusals for the rest of the sale
+        (every refusal through the writer, and shed with 503s when the writer was busy)."""
+        claim = str(claim_id)
+        self._at_limit = {k: v for k, v in self._at_limit.items() if v["claim"]["id"] != claim}
 
     async def local(self, deal_id: UUID, op: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -157,8 +166,10 @@ class DealEngine:
             self._sold_out.pop(deal_id, None)
         if op == "claim" and result["new"]:
             self._at_limit[(deal_id, args["buyer_id"])] = result
-            self._known_claims.add(args["claim_id"])
-        if op in ("release", "close") or (op == "tick" and result["closed"]):
+            self._known_claims.setdefault(deal_id, set()).add(args["claim_id"])
+        if op == "release":
+            self._released(args["claim_id"])
+        elif op == "close" or (op == "tick" and result["closed"]):
             self._forget(deal_id)  # a closed deal refuses as closed, which the writer words
         return result
 
@@ -176,7 +187,7 @@ class DealEngine:
         until its first unpaid claim could lapse, and a buyer whose one claim holds the deal's
         per-buyer limit. A retried claim id still goes to the writer, to be answered as before.
         The refusals are worded as the deal words them (decide_claim)."""
-        if deal_id not in self._learnt or claim_id in self._known_claims:
+        if deal_id not in self._learnt or claim_id in self._known_claims.get(deal_id, ()):
             return
         if deal_id not in self.ownership.owned():
             return

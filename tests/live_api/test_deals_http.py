@@ -13,6 +13,7 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from livestream.api.claims import MAX_CLAIMS_IN_FLIGHT
 from tests.integration.conftest import ADDRESS, ADMIN, VALID_ID, Shop, sign_up
 from tests.live_api.conftest import Clock
 
@@ -171,6 +172,35 @@ def test_cancelling_a_claimed_order_returns_the_unit_at_once(
     while client.get(f"/live/deals/{deal['id']}").json()["units_left"] != 1:
         assert time.monotonic() < deadline, "the cancelled claim's unit never came back"
         time.sleep(0.05)
+
+
+def test_after_a_cancelled_claim_the_owner_still_refuses_without_its_writer(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    deal = open_deal(client, shop, live_session(client, shop), quantity=1)
+    a, b, c = (sign_up(client, f"cc{i}") for i in range(3))
+    clock.advance(11)
+    order = claim(client, deal["id"], a, "a1").json()
+    assert client.post(f"/orders/{order['id']}/cancel", headers=a, json={}).status_code == 200
+    deadline = time.monotonic() + 10
+    while client.get(f"/live/deals/{deal['id']}").json()["units_left"] != 1:
+        assert time.monotonic() < deadline, "the cancelled claim's unit never came back"
+        time.sleep(0.05)
+    assert claim(client, deal["id"], b, "b1").status_code == 201  # the unit a gave back
+    assert claim(client, deal["id"], c, "c1").json()["units_left"] == 0  # sold out again
+
+    live = client.app.state.live
+    live.claims_in_flight += MAX_CLAIMS_IN_FLIGHT  # a busy sale: what needs the writer is shed
+    try:
+        answers = {who: claim(client, deal["id"], buyer, f"{who}2") for who, buyer in
+                   (("a", a), ("b", b), ("c", c))}  # fmt: skip
+    finally:
+        live.claims_in_flight -= MAX_CLAIMS_IN_FLIGHT
+    assert {who: r.status_code for who, r in answers.items()} == {"a": 409, "b": 409, "c": 409}
+    assert answers["a"].json()["units_left"] == 0  # a's released claim no longer counts for a
+    assert "per buyer" in answers["b"].json()["detail"]
+    assert answers["c"].json()["units_left"] == 0
 
 
 def test_a_deal_needs_the_stock_and_a_live_session_it_names(client: TestClient) -> None:
