@@ -175,12 +175,13 @@ class DealEngine:
 
     @staticmethod
     def _units_may_be_back(op: str, result: dict[str, Any]) -> bool:
-        """The owner's sweep ticks every deal twice a second; a tick that recorded nothing
-        leaves a sold-out deal sold out (forgetting it there sent the next refusal to the
-        writer, where a busy sale shed it with a 503 instead of answering 409)."""
+        """Whether a sold-out deal may have units again. Not after a payment (a paid unit is
+        sold for good), nor after a tick of the owner's sweep (twice a second) that recorded
+        nothing: forgetting there sent the next refusal to the writer, where a busy sale shed
+        it with a 503 instead of answering 409."""
         if op == "tick":
             return bool(result["expired"] or result["closed"])
-        return op in ("release", "pay") or (op == "claim" and bool(result["deal"]["units_left"]))
+        return op == "release" or (op == "claim" and bool(result["deal"]["units_left"]))
 
     def refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID, quantity: int) -> None:
         """The owner refuses on the event loop what it knows it would refuse: a deal sold out

@@ -203,6 +203,31 @@ def test_after_a_cancelled_claim_the_owner_still_refuses_without_its_writer(
     assert answers["c"].json()["units_left"] == 0
 
 
+def test_a_payment_leaves_a_sold_out_deal_refused_without_its_writer(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    deal = open_deal(client, shop, live_session(client, shop), quantity=1)
+    a, b = sign_up(client, "pa"), sign_up(client, "pb")
+    clock.advance(11)
+    order = claim(client, deal["id"], a, "a1").json()
+    assert claim(client, deal["id"], b, "b1").json()["units_left"] == 0  # learnt: sold out
+    paid = {"payment_ref": "test-pay-2", "amount_fen": order["total_fen"]}
+    assert client.post(f"/orders/{order['id']}/mark-paid", headers=ADMIN, json=paid).is_success
+    deadline = time.monotonic() + 10
+    while client.get(f"/live/deals/{deal['id']}").json()["units_paid"] != 1:
+        assert time.monotonic() < deadline, "the deal never heard of the payment"
+        time.sleep(0.05)
+
+    live = client.app.state.live
+    live.claims_in_flight += MAX_CLAIMS_IN_FLIGHT  # a busy sale: what needs the writer is shed
+    try:
+        again = claim(client, deal["id"], b, "b2")  # a paid unit never comes back
+    finally:
+        live.claims_in_flight -= MAX_CLAIMS_IN_FLIGHT
+    assert again.status_code == 409 and again.json()["units_left"] == 0, again.text
+
+
 def test_a_deal_needs_the_stock_and_a_live_session_it_names(client: TestClient) -> None:
     shop = Shop(client, bonded=2, direct=0)
     sid = live_session(client, shop)
