@@ -80,7 +80,7 @@ class DealEngine:
         self._channels: dict[str, OwnerChannel] = {}  # by owner URL
         # what the owner learnt from its own answers, to refuse without a trip to the writer
         self._sold_out: dict[UUID, tuple[datetime, dict[str, Any]]] = {}  # until, refusal
-        self._at_limit: dict[tuple[UUID, UUID], dict[str, Any]] = {}
+        self._at_limit: dict[UUID, dict[UUID, dict[str, Any]]] = {}  # by deal, then buyer
         self._known_claims: dict[UUID, set[UUID]] = {}  # by deal
         self._learnt: set[UUID] = set()  # deals whose earlier claims are in _known_claims
         self._owners: dict[UUID, str] = {}  # deals another process owns → where it listens
@@ -141,16 +141,17 @@ class DealEngine:
 
     def _forget(self, deal_id: UUID) -> None:
         self._sold_out.pop(deal_id, None)
-        self._at_limit = {k: v for k, v in self._at_limit.items() if k[0] != deal_id}
+        self._at_limit.pop(deal_id, None)
         self._known_claims.pop(deal_id, None)
         self._learnt.discard(deal_id)
 
-    def _released(self, claim_id: UUID) -> None:
+    def _released(self, deal_id: UUID, claim_id: UUID) -> None:
         """A released claim frees its buyer's place under the limit. The rest still holds:
         forgetting all of it here left the deal without fast refusals for the rest of the sale
         (every refusal through the writer, and shed with 503s when the writer was busy)."""
-        claim = str(claim_id)
-        self._at_limit = {k: v for k, v in self._at_limit.items() if v["claim"]["id"] != claim}
+        claim, buyers = str(claim_id), self._at_limit.get(deal_id, {})
+        for buyer in [b for b, held in buyers.items() if held["claim"]["id"] == claim]:
+            del buyers[buyer]
 
     async def local(self, deal_id: UUID, op: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -165,10 +166,10 @@ class DealEngine:
         if self._units_may_be_back(op, result):
             self._sold_out.pop(deal_id, None)
         if op == "claim" and result["new"]:
-            self._at_limit[(deal_id, args["buyer_id"])] = result
+            self._at_limit.setdefault(deal_id, {})[args["buyer_id"]] = result
             self._known_claims.setdefault(deal_id, set()).add(args["claim_id"])
         if op == "release":
-            self._released(args["claim_id"])
+            self._released(deal_id, args["claim_id"])
         elif op == "close" or (op == "tick" and result["closed"]):
             self._forget(deal_id)  # a closed deal refuses as closed, which the writer words
         return result
@@ -192,7 +193,7 @@ class DealEngine:
             return
         if deal_id not in self.ownership.owned():
             return
-        held = self._at_limit.get((deal_id, buyer_id))
+        held = self._at_limit.get(deal_id, {}).get(buyer_id)
         if held is not None:
             deal, claim = held["deal"], held["claim"]
             holding = self.clock() < datetime.fromisoformat(claim["held_until"])

@@ -13,10 +13,9 @@ from typing import Any
 from litestar.testing import TestClient
 
 from livestream.api.claim_fastpath import MAX_FAST_BODY
-from livestream.api.claims import MAX_CLAIMS_IN_FLIGHT
 from tests.integration.conftest import ADDRESS, VALID_ID, Shop, sign_up
 from tests.live_api.conftest import Clock
-from tests.live_api.test_deals_http import PROBLEM, live_session, open_deal
+from tests.live_api.test_deals_http import PROBLEM, live_session, open_deal, writer_busy
 
 UUID_OR_TIME = re.compile(r"^([0-9a-f-]{36}|\d{4}-\d\d-\d\d[T ][\d:.]+(\+00:00|\+08:00|Z)?)$")
 
@@ -83,13 +82,9 @@ def test_the_fast_path_answers_every_claim_as_the_declared_handler(
     missing = _both(client, url.replace(deal["id"], "not-a-uuid"), buyers[0], good, "404")
     assert missing[0][0] == 404 and missing[0] == missing[1]
 
-    live = client.app.state.live
-    live.claims_in_flight += MAX_CLAIMS_IN_FLIGHT  # as if a burst were being committed
-    try:
+    with writer_busy(client):
         shed = [_post(client, url, buyers[1] | {"Idempotency-Key": f"shed-{s}"}, good, slow=s)
                 for s in (False, True)]  # fmt: skip
-    finally:
-        live.claims_in_flight -= MAX_CLAIMS_IN_FLIGHT
     assert [r.status_code for r in shed] == [503, 503]
     assert shed[0].json() == shed[1].json() and shed[0].json()["type"].endswith("/unavailable")
     assert shed[0].headers["retry-after"] == shed[1].headers["retry-after"] == "1"
@@ -107,13 +102,10 @@ def test_the_fast_path_answers_every_claim_as_the_declared_handler(
     assert sold_out[0] == sold_out[1] and sold_out[0][0] == 409
     at_limit = _both(client, url, buyers[1], good, "again")
     assert at_limit[0] == at_limit[1] and "per buyer" in at_limit[0][2]["detail"]
-    client.blocking_portal.call(live.deal_room.sweep)  # as its timer does: nothing lapsed
-    live.claims_in_flight += MAX_CLAIMS_IN_FLIGHT  # what needs no writer is never shed
-    try:
+    client.blocking_portal.call(client.app.state.live.deal_room.sweep)  # nothing lapsed
+    with writer_busy(client):  # what needs no writer is never shed
         assert _both(client, url, buyers[3], good, "late-shed") == sold_out
         assert _both(client, url, buyers[1], good, "again-shed") == at_limit
-    finally:
-        live.claims_in_flight -= MAX_CLAIMS_IN_FLIGHT
 
     replay = _post(client, url, buyers[1] | {"Idempotency-Key": "win"}, good, slow=False)
     assert replay.status_code == 201 and replay.headers["idempotent-replayed"] == "true"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +51,26 @@ def claim(client: TestClient, deal_id: str, buyer: dict, key: str, **extra: Any)
     return client.post(
         f"/live/deals/{deal_id}/claims", headers=buyer | {"Idempotency-Key": key}, json=body
     )
+
+
+@contextmanager
+def writer_busy(client: TestClient) -> Iterator[None]:
+    """As if a burst were being committed: a claim that needs the deal's writer is shed (503),
+    so only what the owner refuses on its own is answered 409."""
+    live = client.app.state.live
+    live.claims_in_flight += MAX_CLAIMS_IN_FLIGHT
+    try:
+        yield
+    finally:
+        live.claims_in_flight -= MAX_CLAIMS_IN_FLIGHT
+
+
+def wait_for_deal(client: TestClient, deal_id: str, field: str, value: Any, why: str) -> None:
+    """Until the deal shows `value` in `field` (settlement tells the deal in the background)."""
+    deadline = time.monotonic() + 10
+    while client.get(f"/live/deals/{deal_id}").json()[field] != value:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
 
 
 def open_deal(client: TestClient, shop: Shop, sid: str, **overrides: Any) -> dict:
@@ -147,10 +169,7 @@ def test_a_paid_claim_takes_its_unit_from_the_deal_for_good(
         json={"payment_ref": "test-pay-1", "amount_fen": order["total_fen"]},
     )
     assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 10
-    while client.get(f"/live/deals/{deal['id']}").json()["units_paid"] != 1:
-        assert time.monotonic() < deadline, "the deal never heard of the payment"
-        time.sleep(0.05)
+    wait_for_deal(client, deal["id"], "units_paid", 1, "the deal never heard of the payment")
     clock.advance(3600)  # long after every deadline: the paid unit is still sold
     seen = client.get(f"/live/deals/{deal['id']}").json()
     assert (seen["units_paid"], seen["units_left"], seen["phase"]) == (1, 1, "closed")
@@ -168,10 +187,7 @@ def test_cancelling_a_claimed_order_returns_the_unit_at_once(
     order = claim(client, deal["id"], buyer, "c1").json()
     r = client.post(f"/orders/{order['id']}/cancel", headers=buyer, json={"reason": "oops"})
     assert r.status_code == 200, r.text
-    deadline = time.monotonic() + 10
-    while client.get(f"/live/deals/{deal['id']}").json()["units_left"] != 1:
-        assert time.monotonic() < deadline, "the cancelled claim's unit never came back"
-        time.sleep(0.05)
+    wait_for_deal(client, deal["id"], "units_left", 1, "the cancelled claim's unit never came back")
 
 
 def test_after_a_cancelled_claim_the_owner_still_refuses_without_its_writer(
@@ -183,20 +199,13 @@ def test_after_a_cancelled_claim_the_owner_still_refuses_without_its_writer(
     clock.advance(11)
     order = claim(client, deal["id"], a, "a1").json()
     assert client.post(f"/orders/{order['id']}/cancel", headers=a, json={}).status_code == 200
-    deadline = time.monotonic() + 10
-    while client.get(f"/live/deals/{deal['id']}").json()["units_left"] != 1:
-        assert time.monotonic() < deadline, "the cancelled claim's unit never came back"
-        time.sleep(0.05)
+    wait_for_deal(client, deal["id"], "units_left", 1, "the cancelled claim's unit never came back")
     assert claim(client, deal["id"], b, "b1").status_code == 201  # the unit a gave back
     assert claim(client, deal["id"], c, "c1").json()["units_left"] == 0  # sold out again
 
-    live = client.app.state.live
-    live.claims_in_flight += MAX_CLAIMS_IN_FLIGHT  # a busy sale: what needs the writer is shed
-    try:
+    with writer_busy(client):
         answers = {who: claim(client, deal["id"], buyer, f"{who}2") for who, buyer in
                    (("a", a), ("b", b), ("c", c))}  # fmt: skip
-    finally:
-        live.claims_in_flight -= MAX_CLAIMS_IN_FLIGHT
     assert {who: r.status_code for who, r in answers.items()} == {"a": 409, "b": 409, "c": 409}
     assert answers["a"].json()["units_left"] == 0  # a's released claim no longer counts for a
     assert "per buyer" in answers["b"].json()["detail"]
@@ -214,17 +223,10 @@ def test_a_payment_leaves_a_sold_out_deal_refused_without_its_writer(
     assert claim(client, deal["id"], b, "b1").json()["units_left"] == 0  # learnt: sold out
     paid = {"payment_ref": "test-pay-2", "amount_fen": order["total_fen"]}
     assert client.post(f"/orders/{order['id']}/mark-paid", headers=ADMIN, json=paid).is_success
-    deadline = time.monotonic() + 10
-    while client.get(f"/live/deals/{deal['id']}").json()["units_paid"] != 1:
-        assert time.monotonic() < deadline, "the deal never heard of the payment"
-        time.sleep(0.05)
+    wait_for_deal(client, deal["id"], "units_paid", 1, "the deal never heard of the payment")
 
-    live = client.app.state.live
-    live.claims_in_flight += MAX_CLAIMS_IN_FLIGHT  # a busy sale: what needs the writer is shed
-    try:
+    with writer_busy(client):
         again = claim(client, deal["id"], b, "b2")  # a paid unit never comes back
-    finally:
-        live.claims_in_flight -= MAX_CLAIMS_IN_FLIGHT
     assert again.status_code == 409 and again.json()["units_left"] == 0, again.text
 
 
