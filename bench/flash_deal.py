@@ -49,13 +49,15 @@ from uuid import UUID
 
 from bench.flash_deal_drive import TIMEOUT_S, drive
 from bench.flash_deal_report import figures_of, print_summary
-from bench.flash_deal_seed import COUNTDOWN_S, check, open_deals, prepare
+from bench.flash_deal_seed import COUNTDOWN_S, check, open_deals, prepare, wait_for_orders
 from bench.flash_deal_server import server
 
 WARMUP_UNITS = 500
 NAIVE_THREADS = 16
 NAIVE_WARMUP_S = 1.0
 PROJECTIONS = os.environ.get("REDCART_BENCH_PROJECTIONS") or "worker"
+# where claims' orders are placed: a `redcart worker claim-orders` process, or "inprocess"
+CLAIM_ORDERS = os.environ.get("REDCART_BENCH_CLAIM_ORDERS") or "worker"
 
 
 def _knob(value: Any, name: str, default: Any) -> Any:
@@ -120,7 +122,7 @@ def run(
             f"{time.perf_counter() - t:.1f}s ({buyers} buyers)[/]"
         )
         server_env = {**env, **({"REDCART_BENCH_PROFILE": "1"} if profile_dir else {})}
-        with server(server_env, tmp / "server.log", PROJECTIONS, api_workers) as api:
+        with server(server_env, tmp / "server.log", PROJECTIONS, api_workers, CLAIM_ORDERS) as api:
             machine = _machine(db_url)
             deals = open_deals(
                 f"http://127.0.0.1:{api.port}", seed, [q for q in (warm_units, units) if q],
@@ -137,10 +139,12 @@ def run(
                 generators=generators, prewarm=prewarm, tmp=tmp, console=console,
                 profile_dir=profile_dir,
             )  # fmt: skip
+            orders_after_s = wait_for_orders(db_url, env)  # placed after the claims' answers
             server_log = api.stop()
         won = sum(1 for row in http["rows"] if row[0] == 201)
         unanswered = sum(1 for row in http["rows"] if row[0] == 0)
         checks = check(env, seed, UUID(deals[-1]["id"]), won, unanswered)
+        checks["orders_caught_up_after_load_s"] = orders_after_s
         warm_checks = None
         if warm_units:
             warm = {k.split()[0]: 0 for k in http["warmup"]}
@@ -163,7 +167,8 @@ def run(
         "generators": generators, "api_workers": api_workers, "prewarmed_connections": prewarm,
         "timeout_s": TIMEOUT_S,
         "max_connections": max(4 * prewarm, 512),
-        "projections": PROJECTIONS, "naive_threads": NAIVE_THREADS,
+        "projections": PROJECTIONS, "claim_orders": CLAIM_ORDERS,
+        "naive_threads": NAIVE_THREADS,
     }  # fmt: skip
     figures = figures_of(settings, http, checks, warm_checks, naive, machine, server_log)
     if progress:

@@ -215,6 +215,13 @@ def print_summary(console: Any, f: dict[str, Any]) -> None:
         f"  server CPU {f['server_cpu_s']} s ({f['server_cpu_ms_per_attempt']} ms/attempt); "
         f"cores: {f['cpu_cores_used']}"
     )
+    checks, lag = f["checks"], f["checks"]["order_lag_ms"]
+    console.print(
+        f"  orders ({f['settings']['claim_orders']}): {checks['orders_for_live_claims']} for "
+        f"{checks['units_claimed']} units claimed, placed p50 {ms(lag['p50'])} p99 "
+        f"{ms(lag['p99'])} max {ms(lag['max'])} ms after their claim; all placed "
+        f"{checks['orders_caught_up_after_load_s']} s after the load"
+    )
     console.print(
         f"  baseline: {naive['attempts_per_s']:.0f} attempts/s, {naive['won_per_s']:.0f} won/s "
         f"({naive['conflicts']} conflicts, oversold {naive['oversold']}): "

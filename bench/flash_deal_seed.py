@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -133,6 +134,39 @@ def open_deals(base_url: str, seed: Seed, quantities: list[int], duration_s: int
     return deals
 
 
+def _pct(values: list[float], q: float) -> float | None:
+    return round(values[min(len(values) - 1, int(q * len(values)))], 1) if values else None
+
+
+def wait_for_orders(db_url: str, env: dict[str, str], timeout: float = 120.0) -> float:
+    """Until every committed claim has its order placed (or refused): the claim is answered
+    first and its order follows (livestream.engine.placement). Seconds waited."""
+    import psycopg
+
+    from livestream.engine.placement import NAME, TOPICS
+    from redcart.settings import Settings
+    from redcart.wiring import livestream_app
+
+    live = livestream_app(Settings.from_env(env), create_table=False)
+    start = time.monotonic()
+    try:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            while time.monotonic() - start < timeout:
+                row = conn.execute(
+                    "SELECT position FROM projection_tracking WHERE name = %s", (NAME,)
+                ).fetchone()
+                position = int(row[0]) if row else 0
+                ahead = live.recorder.select_notifications(
+                    position, 1, None, TOPICS, inclusive_of_start=False
+                )
+                if not ahead:
+                    break
+                time.sleep(0.1)
+    finally:
+        live.close()
+    return round(time.monotonic() - start, 2)
+
+
 def check(
     env: dict[str, str], seed: Seed, deal_id: UUID, won: int, unanswered: int = 0
 ) -> dict[str, Any]:
@@ -171,11 +205,19 @@ def check(
             orders = list(pool.map(order, list(deal.claims)))
         good = [o for o in orders if isinstance(o, Order) and o.drawn_from == deal.id]
         order_units = sum(int(o.lines[0]["quantity"]) for o in good)
+
+        def claimed_at(o: Order) -> datetime:  # its deadline, less the window and the grace
+            held_until = deal.terms[UUID(o.attribution["claim_id"])][1]  # type: ignore[index]
+            return held_until - deal.payment_window - deal.settle_grace
+
+        # how long after its claim's commit each order was placed (off the claim's path)
+        lag_ms = sorted((o.placed_at - claimed_at(o)).total_seconds() * 1000 for o in good)
         stock = commerce.repository.get(ids.stock_id(seed.product_id, seed.warehouse_id))
         assert isinstance(stock, Stock)
         hold = stock.reservations.get(deal.id)
-        # Releases happen only when a claim's order could not be placed (no 201 was sent), so
-        # neither the units held, nor the 201s, nor the orders may exceed the quantity.
+        # A claim is released when its order is refused, after its 201; nothing here is (the
+        # price is within every CBEC limit), so neither the units held, nor the 201s, nor the
+        # orders may exceed the quantity.
         oversold = max(0, held - deal.quantity, won - deal.quantity, order_units - deal.quantity)
         return {
             "deal_id": str(deal.id),
@@ -191,6 +233,11 @@ def check(
             "stock_on_hand": stock.on_hand,
             "stock_available": stock.available(now),
             "oversold": oversold,
+            "order_lag_ms": {
+                "p50": _pct(lag_ms, 0.50),
+                "p99": _pct(lag_ms, 0.99),
+                "max": lag_ms[-1] if lag_ms else None,
+            },
             "per_buyer_violations": over_limit,
             "buyers_with_more_claims_than_limit_ever": sum(
                 1 for n in ever.values() if n > deal.per_buyer_limit

@@ -183,10 +183,15 @@ def instrumented_app() -> Any:
 
 @contextlib.contextmanager
 def server(
-    env: dict[str, str], log_path: Path, projections: str, workers: int = 1
+    env: dict[str, str],
+    log_path: Path,
+    projections: str,
+    workers: int = 1,
+    claim_orders: str = "worker",
 ) -> Iterator[_Server]:
     """The API (uvicorn, uvloop, httptools; `workers` processes, as `redcart serve --workers`)
-    and, with projections="worker", the `redcart worker projections` process (the PostgreSQL
+    and, with projections="worker", the `redcart worker projections` process, with
+    claim_orders="worker" the `redcart worker claim-orders` process (the PostgreSQL
     production topology). With several workers each is a deal's owner or forwards to it, and
     /__bench/stats answers from whichever worker takes the request."""
     port = _free_port()
@@ -199,8 +204,23 @@ def server(
         cmd += ["--workers", str(workers)]
     log = log_path.open("wb")
     env = {**os.environ, **env, "REDCART_PROJECTIONS": projections, "PYTHONUNBUFFERED": "1"}
+    env["REDCART_CLAIM_ORDERS"] = claim_orders
     children = []
     try:
+        if claim_orders == "worker":
+            claim_worker = [sys.executable, "-m", "redcart.cli", "worker", "claim-orders"]
+            children.append(
+                subprocess.Popen(
+                    claim_worker,
+                    cwd=REPO,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            )
         if projections == "worker":
             children.append(
                 subprocess.Popen(

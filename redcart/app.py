@@ -45,7 +45,13 @@ from redcart.internal_listener import InternalListener
 from redcart.openapi_contract import complete as complete_openapi
 from redcart.payments_wiring import build_payments, payment_process
 from redcart.settings import Settings
-from redcart.wiring import build_commerce, build_livestream, build_read_models, deal_settlement
+from redcart.wiring import (
+    build_commerce,
+    build_livestream,
+    build_read_models,
+    claim_orders,
+    deal_settlement,
+)
 
 THREADS = 16  # at most the PostgreSQL pool size: a thread never waits on a connection
 
@@ -82,6 +88,9 @@ def create_app(
     live = build_livestream(settings, runtime)
     settlement = deal_settlement(settings, runtime, live)
     runtime.writer.on_commit_also(settlement.notify)
+    placement = claim_orders(settings, live) if settings.claim_orders == "inprocess" else None
+    if placement is not None:
+        live.writer.on_commit_also(placement.notify)
     reads = build_read_models(settings, runtime, live)
     listener: InternalListener | None = None
 
@@ -105,6 +114,7 @@ def create_app(
             await live.backplane.start()  # listening before any room event is published
         live.deal_room.start()
         settling = asyncio.create_task(settlement.run_forever())
+        placing = asyncio.create_task(placement.run_forever()) if placement else None
         audience = asyncio.create_task(live.count_audiences_forever())
         if settings.projections == "inprocess":
             runtime.lists.start()
@@ -118,6 +128,10 @@ def create_app(
             sweeper.cancel()
             manager.cancel()
             settling.cancel()
+            settlement.release()
+            if placement is not None and placing is not None:
+                placing.cancel()
+                placement.release()
             audience.cancel()
             if renewing is not None:
                 renewing.cancel()

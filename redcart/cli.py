@@ -155,6 +155,19 @@ def worker_projections(views: tuple[str, ...], inline: bool) -> None:
     projection_worker(Settings.from_env(), list(views) or None, inline=inline)
 
 
+@worker.command("claim-orders")
+def worker_claim_orders() -> None:
+    """Place flash-deal claims' orders (use with REDCART_CLAIM_ORDERS=worker on the API).
+
+    PostgreSQL only; one process at a time works (a lease), others wait as stand-bys."""
+    import logging
+
+    from redcart.wiring import claim_orders_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    claim_orders_worker(Settings.from_env())
+
+
 @main.group()
 def projections() -> None:
     """Read models: where each stands, and blue/green rebuilds."""

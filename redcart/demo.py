@@ -268,6 +268,8 @@ def _summary(settings: Settings, social: dict, live: dict) -> dict:
             f"claim-{live['deal_id'][:8]}' -H 'Content-Type: application/json' -d "
             f"'{json.dumps(claim_body, ensure_ascii=False)}' {base}/live/deals/"
             f"{live['deal_id']}/claims   # after the 30 s countdown",
+            f"curl -H 'Authorization: Bearer {buyer_token}' {base}/live/deals/{live['deal_id']}"
+            "/claims/CLAIM_ID   # the claim's id from its answer: placing, then placed (order)",
             f"curl -H 'Authorization: Bearer {buyer_token}' {base}/orders/{order_id}",
             f"curl -X POST -H 'Authorization: Bearer {buyer_token}' -H 'Content-Type: "
             f'application/json\' -d \'{{"provider": "alipay"}}\' {base}/orders/{order_id}'

@@ -49,6 +49,9 @@ class Settings:
     cbec: CbecPolicy
     writer_max_batch: int
     projections: str  # "inprocess" (default) or "worker": `redcart worker projections` keeps them
+    # "inprocess" (default) or "worker": `redcart worker claim-orders` places flash-deal
+    # claims' orders (livestream.engine.placement) off the API processes' cores
+    claim_orders: str = "inprocess"
     # Where other API processes reach this one with flash-deal commands it owns (PostgreSQL
     # only): a listener of its own per process, so it works behind a shared port too.
     internal_host: str = "127.0.0.1"
@@ -86,6 +89,7 @@ class Settings:
             ),
             writer_max_batch=int(env.get("REDCART_WRITER_MAX_BATCH", "256")),
             projections=env.get("REDCART_PROJECTIONS", "inprocess"),
+            claim_orders=env.get("REDCART_CLAIM_ORDERS", "inprocess"),
             internal_host=env.get("REDCART_INTERNAL_HOST", "127.0.0.1"),
             internal_port=int(env.get("REDCART_INTERNAL_PORT", "0")),
             settle_grace_seconds=int(env.get("REDCART_SETTLE_GRACE_SECONDS", "30")),
@@ -95,6 +99,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.projections not in ("inprocess", "worker"):
             raise ValueError("REDCART_PROJECTIONS must be 'inprocess' or 'worker'")
+        if self.claim_orders not in ("inprocess", "worker"):
+            raise ValueError("REDCART_CLAIM_ORDERS must be 'inprocess' or 'worker'")
 
     def commerce_config(self) -> CommerceConfig:
         return CommerceConfig(

@@ -13,7 +13,7 @@ from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.platform.vault import IdentityVault
 from livestream.api.runtime import LivestreamRuntime
 from livestream.application import Livestream
-from livestream.engine.ownership import AdvisoryOwnership, Ownership, SoleOwnership
+from livestream.engine.ownership import AdvisoryOwnership, NeverOwner, Ownership, SoleOwnership
 from livestream.engine.router import DealEngine
 from livestream.room.pg_backplane import PgBackplane
 from projections import registry
@@ -68,14 +68,16 @@ def migrate(settings: Settings) -> list[str]:
     livestream_app(settings, create_table=True).close()
     store = SqlStore.open(settings.database_url, settings.var_dir)
     try:
+        from livestream.engine.placement import ClaimOrders
         from livestream.engine.settlement import DealSettlement
 
         DealSettlement.migrate(store)
+        ClaimOrders.migrate(store)
     finally:
         store.close()
     if is_postgres(settings.database_url):
         AdvisoryOwnership.migrate(settings.database_url)  # type: ignore[arg-type]
-    done.append("livestream events, deal owners, deal settlement tracking")
+    done.append("livestream events, deal owners, deal settlement and claim orders tracking")
     store = SqlStore.open(settings.database_url, settings.var_dir)
     try:
         done += [f"read model {name}" for name in migrate_views(store, read_config(settings))]
@@ -140,9 +142,12 @@ def _lists_runner(app: Commerce, store: SqlStore, config: ReadConfig) -> Followi
     )
 
 
-def build_livestream(settings: Settings, commerce: CommerceRuntime) -> LivestreamRuntime:
+def build_livestream(
+    settings: Settings, commerce: CommerceRuntime, owns_deals: bool = True
+) -> LivestreamRuntime:
     """Live sessions and flash deals: their own events table and writer, the deal engine
-    (one owner per deal across processes on PostgreSQL) and the websocket room hub."""
+    (one owner per deal across processes on PostgreSQL) and the websocket room hub.
+    `owns_deals=False`: a worker that forwards every deal command to the deal's owner."""
     postgres = is_postgres(settings.database_url)
     app = livestream_app(settings, create_table=not postgres)
     writer = GroupCommitWriter(app, max_batch=settings.writer_max_batch)
@@ -150,6 +155,8 @@ def build_livestream(settings: Settings, commerce: CommerceRuntime) -> Livestrea
     ownership: Ownership = (
         AdvisoryOwnership(settings.database_url, "") if postgres else SoleOwnership()  # type: ignore[arg-type]
     )
+    if not owns_deals:
+        ownership = NeverOwner(ownership)
     engine = DealEngine(writer, commerce.cfg.clock, ownership, settings.secret_key.encode())
     # Rooms span API processes through LISTEN/NOTIFY on PostgreSQL; embedded, one process.
     backplane = PgBackplane(settings.database_url) if postgres else None  # type: ignore[arg-type]
@@ -176,7 +183,51 @@ def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: Livestr
         DealSettlement.migrate(commerce.store)
         return DealSettlement(commerce, live.engine)
     lease = AdvisoryLease(settings.database_url, "redcart.deal_settlement")  # type: ignore[arg-type]
-    return DealSettlement(commerce, live.engine, lease=lease.held)
+    return DealSettlement(commerce, live.engine, lease=lease.held, release=lease.release)
+
+
+def claim_orders(settings: Settings, live: LivestreamRuntime, poll_interval: float = 0.5):
+    """Orders placed from committed flash-deal claims (one active process)."""
+    from livestream.engine.placement import ClaimOrders
+    from projections.lease import AdvisoryLease
+
+    if not is_postgres(settings.database_url):
+        ClaimOrders.migrate(live.commerce.store)
+        return ClaimOrders(live, poll_interval=poll_interval)
+    lease = AdvisoryLease(settings.database_url, "redcart.claim_orders")  # type: ignore[arg-type]
+    return ClaimOrders(live, lease.held, poll_interval, lease.release)
+
+
+def claim_orders_worker(settings: Settings, poll_interval: float = 0.05) -> None:
+    """`redcart worker claim-orders` (with REDCART_CLAIM_ORDERS=worker on the API processes):
+    the claims' orders placed on a core of their own. It owns no deal; a refused order's claim
+    is released through the deal's owner, and the rooms hear of it over the backplane. It
+    polls, since the claims are committed in other processes."""
+    import asyncio
+
+    if not is_postgres(settings.database_url):
+        raise ValueError("the claim-orders worker needs PostgreSQL (REDCART_DATABASE_URL)")
+
+    async def work() -> None:
+        commerce = build_commerce(settings)
+        live = build_livestream(settings, commerce, owns_deals=False)
+        placement = claim_orders(settings, live, poll_interval)
+        commerce.writer.start()
+        live.writer.start()
+        if isinstance(live.backplane, PgBackplane):
+            await live.backplane.start()
+        live.deal_room.start()
+        try:
+            await placement.run_forever()
+        finally:
+            placement.release()
+            await live.deal_room.stop()
+            await live.engine.aclose()
+            await live.hub.stop()
+            live.writer.stop()
+            commerce.writer.stop()
+
+    asyncio.run(work())
 
 
 # -- read models (projections.registry) ---------------------------------------------------------

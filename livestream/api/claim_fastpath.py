@@ -65,7 +65,7 @@ class ClaimFastPath:
         path = scope.get("root_path", "") + scope["path"]
         idem = Idempotency(principal.name, key, fingerprint("POST", path, body))
         try:
-            placed, extra = await claims.claim(
+            claimed = await claims.claim(
                 live, principal, scope["path_params"]["deal_id"], data, idem
             )
         except DomainError as exc:
@@ -76,8 +76,8 @@ class ClaimFastPath:
             shed = _encode(unavailable_problem(type(exc).__name__))
             await _respond(send, 503, _PROBLEM, shed, _UNAVAILABLE)
             return
-        replayed = [(b"idempotent-replayed", b"true")] if placed.replayed else []
-        await _respond(send, placed.status_code, _JSON, _encode(placed.body | extra), replayed)
+        replayed = [(b"idempotent-replayed", b"true")] if claimed.replayed else []
+        await _respond(send, claimed.status_code, _JSON, _encode(claimed.body), replayed)
 
 
 async def _credentials(scope: Any, live: Any) -> tuple[Principal | None, str | None, int | None]:

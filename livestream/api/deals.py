@@ -137,11 +137,21 @@ class DealController(Controller):
         principal: Caller,
         idempotency: IdemKey,
         live: Live,
-    ) -> Response[out.Claimed]:
-        """Claim units of an open deal at the deal price: an order awaiting payment until
-        `pay_before`. Needs an `Idempotency-Key`; a retry answers the first claim's order.
+    ) -> Response[out.Claim]:
+        """Claim units of an open deal at the deal price. Answered once the deal has durably
+        committed the claim: state `placing`, with `order_id`, the order that is being placed
+        from it (usually within milliseconds; follow it at GET .../claims/{id}), payable until
+        `pay_by`. Needs an `Idempotency-Key`; a retry answers the first claim.
         Sold out, closed or not yet open → 409; per-buyer limit → 409."""
         if idempotency is None:
             raise InvalidInput("a claim needs an Idempotency-Key header", field="Idempotency-Key")
-        placed, extra = await claims.claim(live, principal, deal_id, data, idempotency)
-        return answer(placed, **extra)
+        return answer(await claims.claim(live, principal, deal_id, data, idempotency))
+
+    @get("/live/deals/{deal_id:str}/claims/{claim_id:str}", guards=[allow(BUYER)])
+    async def claim_state(
+        self, deal_id: FromPath[str], claim_id: FromPath[str], principal: Caller, live: Live
+    ) -> out.Claim:
+        """The buyer's own claim: `placing` until its order exists, then `placed` with the
+        order (pay it by `pay_by`); `refused` with the reason (e.g. the annual CBEC allowance;
+        the units went back to the deal); `released` if it ended before an order was placed."""
+        return await claims.claim_state(live, principal, deal_id, claim_id)

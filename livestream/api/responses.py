@@ -70,14 +70,15 @@ class Deals(Out):
 
 
 class Claim(Out):
+    """A buyer's claim, the deal as it stood then, and the order placed from it."""
+
     id: str
+    deal_id: str
     quantity: int
     pay_by: str  # when the order must be paid
     held_until: str  # the unit stays the buyer's until then (pay_by plus a grace)
-
-
-class Claimed(Order):
-    """The order the claim placed, with the claim and the deal as it stood after it."""
-
-    claim: Claim
+    state: str  # placing | placed | refused | released
+    reason: str | None  # why the order was refused
+    order_id: str  # the order's id, known before it is placed
+    order: Order | None  # once placed
     deal: Deal

@@ -90,6 +90,10 @@ class FlashDeal(Aggregate):
         self.claims = SweptHolds()
         self.by_buyer: dict[UUID, SweptHolds] = {}  # the same claims, per buyer
         self.claimants: dict[UUID, UUID] = {}  # every claim id ever recorded -> its buyer
+        # claim id -> the request's fingerprint: a retried key with another request is refused
+        self.requests: dict[UUID, str] = {}
+        self.terms: dict[UUID, tuple[int, datetime]] = {}  # every claim -> (quantity, held until)
+        self.refusals: dict[UUID, str] = {}  # claim id -> why its order was refused
 
     @classmethod
     def open(cls, *, id: UUID | None = None, **fields: object) -> FlashDeal:
@@ -150,11 +154,20 @@ class FlashDeal(Aggregate):
         return claim_id in self.claims and self.claims[claim_id][1] is None
 
     # -- deciding ------------------------------------------------------------------------------
-    def claim(self, claim_id: UUID, buyer_id: UUID, quantity: int, now: datetime) -> Decision:
+    def claim(
+        self,
+        claim_id: UUID,
+        buyer_id: UUID,
+        quantity: int,
+        now: datetime,
+        order: dict | None = None,
+    ) -> Decision:
+        """`order`: what the claim's order is placed from (livestream.engine.placement), kept
+        in the fact itself so that the order follows from the committed claim alone."""
         if claim_id in self.claimants:
             raise Conflict("this claim id was already used", field="claim_id")
         decision = decide_claim(self, buyer_id, quantity, now)
-        self._claimed(claim_id, buyer_id, quantity, decision.pay_by)
+        self._claimed(claim_id, buyer_id, quantity, decision.pay_by, order)
         if decision.sells_out:
             self._sold_out(now)
         return decision
@@ -171,12 +184,13 @@ class FlashDeal(Aggregate):
             raise InvalidTransition("the claim lapsed before payment")
         self._paid(claim_id)
 
-    def release(self, claim_id: UUID) -> None:
-        """The buyer gave up (or checkout failed) before paying: the units return at once."""
+    def release(self, claim_id: UUID, refused: str | None = None) -> None:
+        """The buyer gave up before paying, or the claim's order was refused (`refused` says
+        why, for the buyer who asks): the units return at once."""
         if self.is_paid(claim_id):
             raise InvalidTransition("a paid claim is refunded, not released")
         if claim_id in self.claims:
-            self._released(claim_id)
+            self._released(claim_id, refused)
 
     def expire(self, claim_id: UUID, now: datetime) -> None:
         """Record a lapse that has already happened (a sweeper's job); it changes no count."""
@@ -192,8 +206,18 @@ class FlashDeal(Aggregate):
 
     # -- facts ---------------------------------------------------------------------------------
     @event("Claimed", topic="livestream.FlashDeal.Claimed")
-    def _claimed(self, claim_id: UUID, buyer_id: UUID, quantity: int, pay_by: datetime) -> None:
+    def _claimed(
+        self,
+        claim_id: UUID,
+        buyer_id: UUID,
+        quantity: int,
+        pay_by: datetime,
+        order: dict | None = None,
+    ) -> None:
         self.claimants[claim_id] = buyer_id
+        self.terms[claim_id] = (quantity, pay_by)
+        if order is not None:
+            self.requests[claim_id] = order["fingerprint"]
         self.claims[claim_id] = (quantity, pay_by)
         self.by_buyer.setdefault(buyer_id, SweptHolds())[claim_id] = (quantity, pay_by)
 
@@ -209,7 +233,9 @@ class FlashDeal(Aggregate):
         self.units_paid += quantity
 
     @event("ClaimReleased", topic="livestream.FlashDeal.ClaimReleased")
-    def _released(self, claim_id: UUID) -> None:
+    def _released(self, claim_id: UUID, refused: str | None = None) -> None:
+        if refused is not None:
+            self.refusals[claim_id] = refused
         self._forget(claim_id)
 
     @event("ClaimExpired", topic="livestream.FlashDeal.ClaimExpired")

@@ -13,7 +13,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from commerce.domain.errors import Conflict, InvalidTransition, NotFound, OutOfStock
+from commerce.domain.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidTransition,
+    NotFound,
+    OutOfStock,
+)
 from commerce.platform.unit_of_work import UnitOfWork
 from livestream.domain.deals import OPEN, FlashDeal
 
@@ -63,20 +69,34 @@ def open_deal(uow: UnitOfWork, clock: Clock, deal_id: UUID, fields: dict) -> dic
 
 
 def claim(
-    uow: UnitOfWork, clock: Clock, deal_id: UUID, claim_id: UUID, buyer_id: UUID, quantity: int
+    uow: UnitOfWork,
+    clock: Clock,
+    deal_id: UUID,
+    claim_id: UUID,
+    buyer_id: UUID,
+    quantity: int,
+    order: dict | None = None,
 ) -> dict[str, Any]:
-    """A retried claim id (the buyer's Idempotency-Key) answers the claim already recorded."""
+    """A retried claim id (the buyer's Idempotency-Key) answers the claim already recorded, if
+    it comes with the same request (`order["fingerprint"]`)."""
     deal, now = _deal(uow, deal_id), clock()
     if claim_id in deal.claimants:
         if deal.claimants[claim_id] != buyer_id:
             raise Conflict("this claim id was already used", field="claim_id")
+        first = deal.requests.get(claim_id)
+        if order is not None and first is not None and first != order["fingerprint"]:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used with a different request", field="Idempotency-Key"
+            )
+        if claim_id in deal.refusals:
+            raise InvalidTransition(f"this claim's order was refused: {deal.refusals[claim_id]}")
         held = deal.claims.get(claim_id)
         if held is None or (held[1] is not None and held[1] <= now):
             raise InvalidTransition("this claim lapsed or was released before its order")
         pay_by = held[1] or now
         return _claimed(deal, now, claim_id, held[0], pay_by, pay_by - deal.settle_grace, False)
     try:
-        decision = deal.claim(claim_id, buyer_id, quantity, now)
+        decision = deal.claim(claim_id, buyer_id, quantity, now, order)
     except OutOfStock as exc:  # tell the owner until when no unit can come back
         release = next_release(deal, now)
         exc.extra["until"] = None if release is None else release.isoformat()
@@ -107,12 +127,36 @@ def _claimed(
     }
 
 
-def release(uow: UnitOfWork, clock: Clock, deal_id: UUID, claim_id: UUID) -> dict[str, Any]:
-    """The order behind the claim was cancelled or never placed: the units return at once."""
+def release(
+    uow: UnitOfWork, clock: Clock, deal_id: UUID, claim_id: UUID, refused: str | None = None
+) -> dict[str, Any]:
+    """The order behind the claim was cancelled or refused: the units return at once."""
     deal = _deal(uow, deal_id)
     if not deal.is_paid(claim_id):
-        deal.release(claim_id)
+        deal.release(claim_id, refused)
     return deal_view(deal, clock())
+
+
+def claim_state(
+    uow: UnitOfWork, clock: Clock, deal_id: UUID, claim_id: UUID, buyer_id: UUID
+) -> dict[str, Any]:
+    """Where a buyer's claim stands on the deal's side (its order is asked of commerce)."""
+    deal, now = _deal(uow, deal_id), clock()
+    if deal.claimants.get(claim_id) != buyer_id:
+        raise NotFound("no such claim", field="claim_id")
+    quantity, held_until = deal.terms[claim_id]
+    held = deal.claims.get(claim_id)
+    if claim_id in deal.refusals:
+        state = "refused"
+    elif held is None or (held[1] is not None and held[1] <= now):
+        state = "released"
+    else:
+        state = "paid" if held[1] is None else "held"
+    pay_by = held_until - deal.settle_grace
+    return _claimed(deal, now, claim_id, quantity, held_until, pay_by, False) | {
+        "state": state,
+        "reason": deal.refusals.get(claim_id),
+    }
 
 
 def pay(uow: UnitOfWork, clock: Clock, deal_id: UUID, claim_id: UUID) -> dict[str, Any]:
@@ -160,6 +204,7 @@ COMMANDS: dict[str, Callable[..., dict[str, Any]]] = {
     "tick": tick,
     "close": close,
     "view": view,
+    "claim_state": claim_state,
 }
 """What may be run on a deal's owner, by name (the forwarding endpoint takes a name)."""
 

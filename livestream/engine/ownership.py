@@ -77,6 +77,33 @@ class SoleOwnership:
         self._owned.clear()
 
 
+class NeverOwner:
+    """A process that never owns a deal and forwards to whoever does (the claim-orders
+    worker, which takes no claims: owning a deal would make it the writer others forward to,
+    and it listens for none)."""
+
+    def __init__(self, owners: Ownership) -> None:
+        self.owners = owners
+
+    def acquire(self, deal_id: UUID) -> bool:
+        return False
+
+    def owner_url(self, deal_id: UUID) -> str | None:
+        return self.owners.owner_url(deal_id)
+
+    def owned(self) -> set[UUID]:
+        return set()
+
+    def check(self) -> None:
+        pass
+
+    def release(self, deal_id: UUID) -> None:
+        pass
+
+    def close(self) -> None:
+        self.owners.close()
+
+
 class AdvisoryOwnership:
     """Deal ownership by PostgreSQL session advisory locks, one connection per process."""
 

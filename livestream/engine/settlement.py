@@ -41,7 +41,9 @@ class DealSettlement:
         engine: DealEngine,
         lease: Callable[[], bool] = lambda: True,
         poll_interval: float = 0.5,
+        release: Callable[[], None] = lambda: None,
     ) -> None:
+        self.release = release  # the lease, at shutdown: a restart here must not wait for it
         self.commerce, self.engine, self.lease = commerce, engine, lease
         self.poll_interval = poll_interval
         self.wake = asyncio.Event()

@@ -20,7 +20,7 @@ from redcart.wiring import build_commerce, migrate
 from tests.conftest import make_settings
 from tests.integration.conftest import Shop, sign_up
 from tests.live_api.conftest import Clock
-from tests.live_api.test_deals_http import claim, live_session, open_deal
+from tests.live_api.test_deals_http import claim, live_session, open_deal, settled
 
 
 @contextmanager
@@ -54,5 +54,7 @@ def test_a_claim_retried_after_a_restart_gets_its_first_answer_though_the_deal_s
         retried = claim(after, deal["id"], buyers[0], "lost-answer")
         assert retried.status_code == 201, retried.text
         assert retried.headers["idempotent-replayed"] == "true"
-        assert retried.json()["id"] == first.json()["id"]  # the same order, not a second one
-        assert retried.json()["claim"]["id"] == first.json()["claim"]["id"]
+        assert retried.json()["id"] == first.json()["id"]  # the same claim, not a second one
+        assert retried.json()["order_id"] == first.json()["order_id"]
+        placed = settled(after, first.json(), buyers[0])  # placed before or after the restart
+        assert placed["state"] == "placed" and placed["order"]["id"] == first.json()["order_id"]

@@ -18,9 +18,11 @@ from uuid import UUID
 import httpx
 import psycopg
 import pytest
+from eventsourcing.application import AggregateNotFoundError
 
 from commerce.domain.orders import Order
 from livestream.domain.deals import FlashDeal
+from redcart.settings import Settings
 from redcart.wiring import commerce_app, livestream_app, migrate
 from tests.conftest import make_settings
 from tests.integration.conftest import ADDRESS, ADMIN
@@ -32,7 +34,7 @@ pytestmark = pytest.mark.postgres
 UNITS, LIMIT, BUYERS = 20, 2, 40
 
 
-def seed(url: str, units: int, payment_window: int) -> tuple[dict, list[str]]:
+def seed(url: str, units: int, payment_window: int, price_fen: int = 990) -> tuple[dict, list[str]]:
     with httpx.Client(base_url=url, timeout=30) as c:
         merchant = c.post(
             "/admin/merchants",
@@ -75,7 +77,7 @@ def seed(url: str, units: int, payment_window: int) -> tuple[dict, list[str]]:
             json={
                 "sku": "FLASH-1",
                 "warehouse_id": wh["id"],
-                "price_fen": 990,
+                "price_fen": price_fen,
                 "quantity": units,
                 "per_buyer_limit": LIMIT,
                 "countdown_seconds": 10,
@@ -172,6 +174,7 @@ def test_claims_across_processes_never_oversell_and_survive_the_owner_dying(
         assert sum(again.values()) == UNITS
         assert max(again.values()) <= LIMIT
         assert owner_pid(postgres_url, deal["id"]) == survivor.process.pid
+        every_claim_gets_its_order(settings, UUID(deal["id"]), 2 * UNITS)
     finally:
         for server in servers:
             if server.process.poll() is None:
@@ -194,6 +197,30 @@ def test_claims_across_processes_never_oversell_and_survive_the_owner_dying(
             assert then.units_claimed(decided_at) <= UNITS
         orders = [commerce.repository.get(_order_id(claim_id)) for claim_id in stored.claimants]
         assert all(isinstance(o, Order) and o.drawn_from == stored.id for o in orders)
+    finally:
+        live.close()
+        commerce.close()
+
+
+def every_claim_gets_its_order(
+    settings: Settings, deal_id: UUID, claims: int, timeout: float = 30
+) -> None:
+    """Orders are placed after the claims' answers, by whichever server holds the placing
+    lease (the survivor, once the other died)."""
+    live = livestream_app(settings, create_table=False)
+    commerce = commerce_app(settings, create_table=False)
+    deadline = time.monotonic() + timeout
+    try:
+        stored = live.repository.get(deal_id)
+        assert len(stored.claimants) == claims
+        for claim_id in stored.claimants:
+            while True:
+                try:
+                    commerce.repository.get(_order_id(claim_id))
+                    break
+                except AggregateNotFoundError:
+                    assert time.monotonic() < deadline, f"claim {claim_id} has no order"
+                    time.sleep(0.1)
     finally:
         live.close()
         commerce.close()

@@ -53,6 +53,29 @@ def claim(client: TestClient, deal_id: str, buyer: dict, key: str, **extra: Any)
     )
 
 
+def settled(client: TestClient, claimed: dict, buyer: dict) -> dict:
+    """The claim once its order is placed or refused (that happens after the claim's answer,
+    in the background: livestream.engine.placement)."""
+    url = f"/live/deals/{claimed['deal_id']}/claims/{claimed['id']}"
+    deadline = time.monotonic() + 10
+    while True:
+        seen = client.get(url, headers=buyer)
+        assert seen.status_code == 200, seen.text
+        if seen.json()["state"] != "placing":
+            return seen.json()
+        assert time.monotonic() < deadline, "the claim's order was never placed"
+        time.sleep(0.02)
+
+
+def claimed_order(client: TestClient, deal_id: str, buyer: dict, key: str, **extra: Any) -> dict:
+    """Claim, then the order placed from the claim."""
+    r = claim(client, deal_id, buyer, key, **extra)
+    assert r.status_code == 201, r.text
+    placed = settled(client, r.json(), buyer)
+    assert placed["state"] == "placed", placed
+    return placed["order"]
+
+
 @contextmanager
 def writer_busy(client: TestClient) -> Iterator[None]:
     """As if a burst were being committed: a claim that needs the deal's writer is shed (503),
@@ -93,17 +116,24 @@ def test_buyers_claim_a_deal_until_it_sells_out(client: TestClient, clock: Clock
     assert early.status_code == 409 and early.headers["content-type"] == PROBLEM
 
     clock.advance(11)
-    orders = []
+    claims = []
     for i, buyer in enumerate(buyers[:3]):
         r = claim(client, deal["id"], buyer, f"k{i}")
         assert r.status_code == 201, r.text
-        orders.append(r.json())
-    order = orders[0]
+        claims.append(r.json())
+    first = claims[0]
+    assert (first["state"], first["order"], first["deal"]["id"]) == ("placing", None, deal["id"])
+    placed = settled(client, first, buyers[0])
+    order = placed["order"]
+    assert placed["state"] == "placed" and order["id"] == first["order_id"]
     assert order["status"] == "placed" and order["lines"][0]["unit_price_minor"] == 9900
     assert order["total_fen"] > 9900  # freight and CBEC tax on top of the deal price
     assert order["attribution"]["deal_id"] == deal["id"]
     assert order["attribution"]["session_id"] == sid
-    assert order["claim"]["pay_by"] == order["pay_before"]
+    assert order["attribution"]["claim_id"] == first["id"]
+    assert first["pay_by"] == order["pay_before"]
+    url = f"/live/deals/{deal['id']}/claims/{first['id']}"
+    assert client.get(url, headers=buyers[1]).status_code == 404  # not someone else's to see
 
     sold_out = claim(client, deal["id"], buyers[3], "k3")
     assert sold_out.status_code == 409, sold_out.text
@@ -114,7 +144,7 @@ def test_buyers_claim_a_deal_until_it_sells_out(client: TestClient, clock: Clock
 
     again = claim(client, deal["id"], buyers[0], "k0")
     assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
-    assert again.json()["id"] == order["id"]
+    assert (again.json()["id"], again.json()["order_id"]) == (first["id"], order["id"])
 
     other = claim(client, deal["id"], buyers[0], "k0", quantity=2)
     assert other.status_code == 422  # same key, different request
@@ -162,7 +192,7 @@ def test_a_paid_claim_takes_its_unit_from_the_deal_for_good(
     deal = open_deal(client, shop, live_session(client, shop), quantity=2)
     clock.advance(11)
     buyer = sign_up(client)
-    order = claim(client, deal["id"], buyer, "pay-me").json()
+    order = claimed_order(client, deal["id"], buyer, "pay-me")
     r = client.post(
         f"/orders/{order['id']}/mark-paid",
         headers=ADMIN,
@@ -184,7 +214,7 @@ def test_cancelling_a_claimed_order_returns_the_unit_at_once(
     deal = open_deal(client, shop, live_session(client, shop), quantity=1)
     clock.advance(11)
     buyer = sign_up(client)
-    order = claim(client, deal["id"], buyer, "c1").json()
+    order = claimed_order(client, deal["id"], buyer, "c1")
     r = client.post(f"/orders/{order['id']}/cancel", headers=buyer, json={"reason": "oops"})
     assert r.status_code == 200, r.text
     wait_for_deal(client, deal["id"], "units_left", 1, "the cancelled claim's unit never came back")
@@ -197,7 +227,7 @@ def test_after_a_cancelled_claim_the_owner_still_refuses_without_its_writer(
     deal = open_deal(client, shop, live_session(client, shop), quantity=1)
     a, b, c = (sign_up(client, f"cc{i}") for i in range(3))
     clock.advance(11)
-    order = claim(client, deal["id"], a, "a1").json()
+    order = claimed_order(client, deal["id"], a, "a1")
     assert client.post(f"/orders/{order['id']}/cancel", headers=a, json={}).status_code == 200
     wait_for_deal(client, deal["id"], "units_left", 1, "the cancelled claim's unit never came back")
     assert claim(client, deal["id"], b, "b1").status_code == 201  # the unit a gave back
@@ -219,7 +249,7 @@ def test_a_payment_leaves_a_sold_out_deal_refused_without_its_writer(
     deal = open_deal(client, shop, live_session(client, shop), quantity=1)
     a, b = sign_up(client, "pa"), sign_up(client, "pb")
     clock.advance(11)
-    order = claim(client, deal["id"], a, "a1").json()
+    order = claimed_order(client, deal["id"], a, "a1")
     assert claim(client, deal["id"], b, "b1").json()["units_left"] == 0  # learnt: sold out
     paid = {"payment_ref": "test-pay-2", "amount_fen": order["total_fen"]}
     assert client.post(f"/orders/{order['id']}/mark-paid", headers=ADMIN, json=paid).is_success
@@ -228,6 +258,28 @@ def test_a_payment_leaves_a_sold_out_deal_refused_without_its_writer(
     with writer_busy(client):
         again = claim(client, deal["id"], b, "b2")  # a paid unit never comes back
     assert again.status_code == 409 and again.json()["units_left"] == 0, again.text
+
+
+def test_an_order_refused_after_the_claim_returns_the_units_and_says_why(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    # two units at 3,000 CNY make one order over the CBEC single-order limit (5,000 CNY)
+    terms = {"quantity": 2, "per_buyer_limit": 2, "price_fen": 300_000}
+    deal = open_deal(client, shop, live_session(client, shop), **terms)
+    buyer = sign_up(client, "big")
+    clock.advance(11)
+    r = claim(client, deal["id"], buyer, "two", quantity=2)
+    assert r.status_code == 201 and r.json()["state"] == "placing", r.text
+    refused = settled(client, r.json(), buyer)
+    assert (refused["state"], refused["order"]) == ("refused", None)
+    assert "single-order limit" in refused["reason"], refused["reason"]
+    wait_for_deal(client, deal["id"], "units_left", 2, "the refused claim's units never came back")
+    assert client.get(f"/orders/{r.json()['order_id']}", headers=buyer).status_code == 404
+    again = claim(client, deal["id"], buyer, "two", quantity=2)  # the same key: the refusal
+    assert again.status_code == 409 and refused["reason"] in again.json()["detail"], again.text
+    one = claimed_order(client, deal["id"], buyer, "one", quantity=1)  # within the limit
+    assert one["lines"][0]["quantity"] == 1
 
 
 def test_a_deal_needs_the_stock_and_a_live_session_it_names(client: TestClient) -> None:
@@ -317,7 +369,7 @@ def test_a_linked_creator_presents_and_claims_are_attributed_to_them(
     assert client.post(f"/live/sessions/{sid}/start", headers=shop.headers).status_code == 200
     deal = open_deal(client, shop, sid)
     clock.advance(11)
-    order = claim(client, deal["id"], sign_up(client), "kol-1").json()
+    order = claimed_order(client, deal["id"], sign_up(client), "kol-1")
     assert order["attribution"]["creator_id"] == creator_id
     assert order["attribution"]["host_merchant_id"] == shop.id
 
