@@ -158,6 +158,19 @@ class FlashDealMachine(RuleBasedStateMachine):
         claim.gone = True
 
     @rule(claim_id=claim_ids)
+    def its_order_is_refused(self, claim_id: UUID) -> None:
+        """After the claim's answer, its order is refused (livestream.engine.placement)."""
+        claim, why = self.claims[claim_id], "over the CBEC annual allowance"
+        if claim.paid:
+            self.refused(InvalidTransition, self.deal.release, claim_id, why)
+            return
+        self.deal.release(claim_id, why)
+        if not claim.gone:
+            event("order refused after the claim")
+            assert self.deal.refusals[claim_id] == why
+        claim.gone = True
+
+    @rule(claim_id=claim_ids)
     def sweep(self, claim_id: UUID) -> None:
         claim = self.claims[claim_id]
         lapsed = not claim.gone and not claim.paid and claim.pay_by <= self.now

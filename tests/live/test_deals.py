@@ -227,6 +227,14 @@ def test_a_released_claim_returns_its_units_at_once() -> None:
         deal.pay(claim_id(2), OPENS)
 
 
+def test_a_claim_whose_order_was_refused_returns_its_units_and_keeps_why() -> None:
+    deal = given_deal((ALICE, 2))
+    deal.release(claim_id(1), refused="over the 5,000 CNY single-order limit")
+    assert recorded(deal) == ["ClaimReleased"]
+    assert deal.units_left(OPENS) == 5
+    assert deal.refusals == {claim_id(1): "over the 5,000 CNY single-order limit"}
+
+
 def test_a_paid_claim_cannot_be_released() -> None:
     deal = given_deal((ALICE, 2))
     deal.pay(claim_id(1), OPENS)
@@ -254,11 +262,12 @@ def test_closing_when_time_is_up_says_so_and_closing_twice_is_refused() -> None:
 
 def test_a_deal_read_back_from_its_events_has_the_same_state() -> None:
     deal = FlashDeal.open(**deal_fields())  # every event kept, from Opened on
+    order = {"fingerprint": "f1", "identity": {}, "address": {}, "payment_provider": None}
     for number, buyer in enumerate((ALICE, BOB), start=1):
-        deal.claim(claim_id(number), buyer, 2, OPENS)
+        deal.claim(claim_id(number), buyer, 2, OPENS, order)
     deal.pay(claim_id(1), OPENS)
-    deal.claim(uuid4(), UUID(int=3), 1, OPENS)
-    deal.release(claim_id(2))
+    deal.claim(uuid4(), UUID(int=3), 1, OPENS)  # as claims were recorded before they carried it
+    deal.release(claim_id(2), refused="annual allowance")
     deal.close(OPENS + timedelta(seconds=5))
     app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     app.save(deal)
@@ -272,3 +281,5 @@ def test_a_deal_read_back_from_its_events_has_the_same_state() -> None:
         deal.claimants,
     )
     assert (copy.opens_at, copy.ends_at, copy.close_reason) == (OPENS, ENDS, "host")
+    assert (copy.requests, copy.refusals, copy.terms) == (deal.requests, deal.refusals, deal.terms)
+    assert copy.refusals == {claim_id(2): "annual allowance"}

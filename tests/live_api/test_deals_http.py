@@ -13,8 +13,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 from litestar.testing import TestClient
 
+from livestream.api import responses as out
 from livestream.api.claims import MAX_CLAIMS_IN_FLIGHT
 from tests.integration.conftest import ADDRESS, ADMIN, VALID_ID, Shop, sign_up
 from tests.live_api.conftest import Clock
@@ -124,6 +126,8 @@ def test_buyers_claim_a_deal_until_it_sells_out(client: TestClient, clock: Clock
     first = claims[0]
     assert (first["state"], first["order"], first["deal"]["id"]) == ("placing", None, deal["id"])
     placed = settled(client, first, buyers[0])
+    for answer in (first, placed):  # exactly the documented shape: no field missing or unknown
+        assert msgspec.json.decode(json.dumps(answer), type=out.Claim) is not None
     order = placed["order"]
     assert placed["state"] == "placed" and order["id"] == first["order_id"]
     assert order["status"] == "placed" and order["lines"][0]["unit_price_minor"] == 9900
