@@ -107,8 +107,8 @@ def drive(
         workers = list(getattr(api, "worker_pids", []))
 
         def side_ticks() -> dict[str, int]:
-            """CPU ticks of the generators, and of the projection worker with its children
-            (a supervisor may run one process per read model)."""
+            """CPU ticks of the generators, and of the workers (read models, claims' orders)
+            with their children (a supervisor may run one process per read model)."""
             found, todo = [], list(workers)
             while todo:
                 pid = todo.pop()
@@ -116,7 +116,7 @@ def drive(
                 todo.extend(_children(pid))
             return {
                 "load_generators": sum(_ticks(f"/proc/{pid}/stat") for pid in gen_pids),
-                "projection_worker": sum(_ticks(f"/proc/{pid}/stat") for pid in found),
+                "workers": sum(_ticks(f"/proc/{pid}/stat") for pid in found),
             }
 
         _relay(lines, console, main0, start)

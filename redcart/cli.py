@@ -165,7 +165,10 @@ def worker_claim_orders() -> None:
     from redcart.wiring import claim_orders_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    claim_orders_worker(Settings.from_env())
+    try:
+        claim_orders_worker(Settings.from_env())
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @main.group()
