@@ -92,7 +92,7 @@ def claim(
             raise InvalidTransition(f"this claim's order was refused: {deal.refusals[claim_id]}")
         held = deal.claims.get(claim_id)
         if held is None or (held[1] is not None and held[1] <= now):
-            raise InvalidTransition("this claim lapsed or was released before its order")
+            raise InvalidTransition("this claim lapsed or was released (its order cancelled)")
         pay_by = held[1] or now
         return _claimed(deal, now, claim_id, held[0], pay_by, pay_by - deal.settle_grace, False)
     try:

@@ -222,6 +222,8 @@ def test_cancelling_a_claimed_order_returns_the_unit_at_once(
     r = client.post(f"/orders/{order['id']}/cancel", headers=buyer, json={"reason": "oops"})
     assert r.status_code == 200, r.text
     wait_for_deal(client, deal["id"], "units_left", 1, "the cancelled claim's unit never came back")
+    again = claim(client, deal["id"], buyer, "c1")  # the same key: not a second claim
+    assert again.status_code == 409 and "released" in again.json()["detail"], again.text
 
 
 def test_after_a_cancelled_claim_the_owner_still_refuses_without_its_writer(
@@ -270,11 +272,17 @@ def test_an_order_refused_after_the_claim_returns_the_units_and_says_why(
     shop = Shop(client, bonded=5, direct=0)
     # two units at 3,000 CNY make one order over the CBEC single-order limit (5,000 CNY)
     terms = {"quantity": 2, "per_buyer_limit": 2, "price_fen": 300_000}
-    deal = open_deal(client, shop, live_session(client, shop), **terms)
+    sid = live_session(client, shop)
+    deal = open_deal(client, shop, sid, **terms)
     buyer = sign_up(client, "big")
     clock.advance(11)
-    r = claim(client, deal["id"], buyer, "two", quantity=2)
-    assert r.status_code == 201 and r.json()["state"] == "placing", r.text
+    with client.websocket_connect(f"/live/{sid}/ws") as ws:
+        messages: list[dict[str, Any]] = []
+        heard(ws, messages, lambda m: m["type"] == "snapshot")
+        r = claim(client, deal["id"], buyer, "two", quantity=2)
+        assert r.status_code == 201 and r.json()["state"] == "placing", r.text
+        back = heard(ws, messages, lambda m: units_left(m) == 2)
+        assert back["data"]["deal_id"] == deal["id"]  # the room hears the units came back
     refused = settled(client, r.json(), buyer)
     assert (refused["state"], refused["order"]) == ("refused", None)
     assert "single-order limit" in refused["reason"], refused["reason"]
@@ -388,20 +396,25 @@ def test_the_room_hears_when_an_unpaid_claim_returns_its_unit(
     assert claim(client, deal["id"], sign_up(client), "lapse-1").status_code == 201
     with client.websocket_connect(f"/live/{sid}/ws") as ws:
         messages: list[dict[str, Any]] = []
-
-        def until(wanted: Any) -> dict[str, Any]:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                while messages:
-                    message = messages.pop(0)
-                    if wanted(message):
-                        return message
-                frame = ws.receive_text(timeout=deadline - time.monotonic())
-                messages.extend(json.loads(line) for line in frame.split("\n"))
-            raise AssertionError("the room never said so")
-
-        snapshot = until(lambda m: m["type"] == "snapshot")
+        snapshot = heard(ws, messages, lambda m: m["type"] == "snapshot")
         assert [d["units_left"] for d in snapshot["data"]["deals"]] == [0]
         clock.advance(120 + 30)  # past the claim's deadline and the settlement grace
-        back = until(lambda m: m["type"] == "deal.units_left" and m["data"]["units_left"])
+        back = heard(ws, messages, lambda m: bool(units_left(m)))
         assert back["data"] == {"deal_id": deal["id"], "units_left": 1}
+
+
+def units_left(message: dict[str, Any]) -> int | None:
+    return message["data"]["units_left"] if message["type"] == "deal.units_left" else None
+
+
+def heard(ws: Any, messages: list[dict[str, Any]], wanted: Any) -> dict[str, Any]:
+    """The first room message `wanted` accepts, within 10 s (frames may batch several)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        while messages:
+            message = messages.pop(0)
+            if wanted(message):
+                return message
+        frame = ws.receive_text(timeout=deadline - time.monotonic())
+        messages.extend(json.loads(line) for line in frame.split("\n"))
+    raise AssertionError("the room never said so")
