@@ -30,7 +30,7 @@ from commerce.domain.errors import DomainError
 from commerce.domain.identity import BuyerIdentity
 from commerce.services import deal_orders
 from livestream.domain.deals import FlashDeal
-from projections.follow import follow_forever
+from projections.follow import TrackedFollower
 
 log = logging.getLogger("redcart.livestream.placement")
 NAME = "claim_orders"
@@ -39,7 +39,9 @@ BATCH = 500  # claims read at once; their orders go to the commerce writer toget
 MAX_DEALS_REMEMBERED = 1_000
 
 
-class ClaimOrders:
+class ClaimOrders(TrackedFollower):
+    NAME = NAME
+
     def __init__(
         self,
         live: Any,  # LivestreamRuntime (not imported: it imports this module's neighbours)
@@ -47,50 +49,9 @@ class ClaimOrders:
         poll_interval: float = 0.5,
         release: Callable[[], None] = lambda: None,
     ) -> None:
-        self.release = release  # the lease, at shutdown: a restart here must not wait for it
-        self.live, self.commerce, self.lease = live, live.commerce, lease
-        self.poll_interval = poll_interval
-        self.wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        super().__init__(live.commerce.store, log, lease, poll_interval, release)
+        self.live, self.commerce = live, live.commerce
         self._deals: dict[UUID, dict[str, Any]] = {}  # a deal's fixed terms, as claims need them
-        self.placed = 0  # orders placed by this process (for the bench's figures)
-
-    @staticmethod
-    def migrate(store) -> None:  # type: ignore[no-untyped-def]
-        with store.transaction() as cur:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY,"
-                " position BIGINT NOT NULL)"
-            )
-            cur.execute(
-                "INSERT INTO projection_tracking (name, position) VALUES (%s, 0)"
-                " ON CONFLICT (name) DO NOTHING",
-                (NAME,),
-            )
-
-    def notify(self) -> None:
-        """Called by the Livestream writer after each commit (from its thread)."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.wake.set)
-
-    def _position(self) -> int:
-        rows = self.commerce.store.query(
-            "SELECT position FROM projection_tracking WHERE name = %s", (NAME,)
-        )
-        return int(rows[0][0]) if rows else 0
-
-    def _advance(self, position: int) -> None:
-        with self.commerce.store.transaction() as cur:
-            cur.execute(
-                "UPDATE projection_tracking SET position = %s WHERE name = %s", (position, NAME)
-            )
-
-    async def run_forever(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        await follow_forever(
-            self.catch_up, self.lease, self.wake, log,
-            poll_interval=self.poll_interval, retry_after=1,
-        )  # fmt: skip
 
     async def catch_up(self) -> int:
         """Every claim committed since the last position gets its order (or its refusal)."""
@@ -149,7 +110,6 @@ class ClaimOrders:
             )
             self.live.deal_room.units_changed(view)  # the room hears the units came back
             return
-        self.placed += 1
 
     async def _deal(self, deal_id: UUID) -> dict[str, Any]:
         """The deal's terms as first opened (they never change), read once per deal."""

@@ -13,7 +13,6 @@ draws its units from the deal's hold, which cannot give more than it holds).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from uuid import UUID
@@ -27,14 +26,16 @@ from commerce.domain.orders import Order
 from commerce.services.access import ADMIN, Principal
 from commerce.services.fulfilment import refund_order
 from livestream.engine.router import DealEngine
-from projections.follow import follow_forever
+from projections.follow import TrackedFollower
 
 log = logging.getLogger("redcart.livestream.settlement")
 NAME = "deal_settlement"
 TOPICS = ("commerce.Order.Paid", "commerce.Order.Cancelled")
 
 
-class DealSettlement:
+class DealSettlement(TrackedFollower):
+    NAME = NAME
+
     def __init__(
         self,
         commerce: CommerceRuntime,
@@ -43,47 +44,8 @@ class DealSettlement:
         poll_interval: float = 0.5,
         release: Callable[[], None] = lambda: None,
     ) -> None:
-        self.release = release  # the lease, at shutdown: a restart here must not wait for it
-        self.commerce, self.engine, self.lease = commerce, engine, lease
-        self.poll_interval = poll_interval
-        self.wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    @staticmethod
-    def migrate(store) -> None:  # type: ignore[no-untyped-def]
-        with store.transaction() as cur:
-            cur.execute(
-                "CREATE TABLE IF NOT EXISTS projection_tracking (name TEXT PRIMARY KEY,"
-                " position BIGINT NOT NULL)"
-            )
-            cur.execute(
-                "INSERT INTO projection_tracking (name, position) VALUES (%s, 0)"
-                " ON CONFLICT (name) DO NOTHING",
-                (NAME,),
-            )
-
-    def notify(self) -> None:
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.wake.set)
-
-    def _position(self) -> int:
-        rows = self.commerce.store.query(
-            "SELECT position FROM projection_tracking WHERE name = %s", (NAME,)
-        )
-        return int(rows[0][0]) if rows else 0
-
-    def _advance(self, position: int) -> None:
-        with self.commerce.store.transaction() as cur:
-            cur.execute(
-                "UPDATE projection_tracking SET position = %s WHERE name = %s", (position, NAME)
-            )
-
-    async def run_forever(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        await follow_forever(
-            self.catch_up, self.lease, self.wake, log,
-            poll_interval=self.poll_interval, retry_after=1,
-        )  # fmt: skip
+        super().__init__(commerce.store, log, lease, poll_interval, release)
+        self.commerce, self.engine = commerce, engine
 
     async def catch_up(self) -> int:
         done = 0
