@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 import msgspec
 from litestar.testing import TestClient
@@ -138,6 +139,15 @@ def test_buyers_claim_a_deal_until_it_sells_out(client: TestClient, clock: Clock
     assert first["pay_by"] == order["pay_before"]
     url = f"/live/deals/{deal['id']}/claims/{first['id']}"
     assert client.get(url, headers=buyers[1]).status_code == 404  # not someone else's to see
+    for bad, headers, status in (
+        (url.replace(first["id"], "not-a-uuid"), buyers[0], 404),
+        (url.replace(first["id"], str(uuid4())), buyers[0], 404),  # no such claim
+        (url.replace(deal["id"], str(uuid4())), buyers[0], 404),  # no such deal
+        (url, shop.headers, 403),  # claims are buyers'
+        (url, {}, 401),
+    ):
+        r = client.get(bad, headers=headers)
+        assert (r.status_code, r.headers["content-type"]) == (status, PROBLEM), (bad, r.text)
 
     sold_out = claim(client, deal["id"], buyers[3], "k3")
     assert sold_out.status_code == 409, sold_out.text
