@@ -217,36 +217,28 @@ def server(
     env["REDCART_CLAIM_ORDERS"] = claim_orders
     children = []
     try:
+
+        def worker(*args: str) -> None:  # `redcart worker ...`, niced, dies with us
+            children.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "redcart.cli", "worker", *args],
+                    cwd=REPO,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_background,
+                )
+            )
+
         if claim_orders == "worker":
-            claim_worker = [sys.executable, "-m", "redcart.cli", "worker", "claim-orders"]
-            children.append(
-                subprocess.Popen(
-                    claim_worker,
-                    cwd=REPO,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_background,
-                )
-            )
+            worker("claim-orders")
         if projections == "worker":
-            children.append(
-                subprocess.Popen(
-                    # one process for all read models: on 2 cores a process per read model
-                    # spends the CPU the claims need (REDCART_BENCH_WORKER_SPLIT=1 to compare)
-                    [sys.executable, "-m", "redcart.cli", "worker", "projections"]
-                    + ([] if os.environ.get("REDCART_BENCH_WORKER_SPLIT") == "1" else ["--inline"]),
-                    cwd=REPO,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_background,
-                )
-            )
+            # one process for all read models: on 2 cores a process per read model spends the
+            # CPU the claims need (REDCART_BENCH_WORKER_SPLIT=1 to compare)
+            split = os.environ.get("REDCART_BENCH_WORKER_SPLIT") == "1"
+            worker("projections", *([] if split else ["--inline"]))
         proc = subprocess.Popen(
             cmd, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent,
