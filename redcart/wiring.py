@@ -174,28 +174,32 @@ def build_livestream(
     return live
 
 
-def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: LivestreamRuntime):
-    """Deals hear of their orders' payments and cancellations (one active process)."""
-    from livestream.engine.settlement import DealSettlement
+def _one_at_a_time(settings: Settings, follower: Any, store: Any) -> dict[str, Any]:
+    """A tracked follower's lease: on SQLite the one process runs it (its tracking row made
+    here, as SQLite servers make their tables); on PostgreSQL an advisory lease by its name."""
     from projections.lease import AdvisoryLease
 
     if not is_postgres(settings.database_url):
-        DealSettlement.migrate(commerce.store)
-        return DealSettlement(commerce, live.engine)
-    lease = AdvisoryLease(settings.database_url, "redcart.deal_settlement")  # type: ignore[arg-type]
-    return DealSettlement(commerce, live.engine, lease=lease.held, release=lease.release)
+        follower.migrate(store)
+        return {}
+    lease = AdvisoryLease(settings.database_url, f"redcart.{follower.NAME}")  # type: ignore[arg-type]
+    return {"lease": lease.held, "release": lease.release}
+
+
+def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: LivestreamRuntime):
+    """Deals hear of their orders' payments and cancellations (one active process)."""
+    from livestream.engine.settlement import DealSettlement
+
+    lease = _one_at_a_time(settings, DealSettlement, commerce.store)
+    return DealSettlement(commerce, live.engine, **lease)
 
 
 def claim_orders(settings: Settings, live: LivestreamRuntime, poll_interval: float = 0.5):
     """Orders placed from committed flash-deal claims (one active process)."""
     from livestream.engine.placement import ClaimOrders
-    from projections.lease import AdvisoryLease
 
-    if not is_postgres(settings.database_url):
-        ClaimOrders.migrate(live.commerce.store)
-        return ClaimOrders(live, poll_interval=poll_interval)
-    lease = AdvisoryLease(settings.database_url, "redcart.claim_orders")  # type: ignore[arg-type]
-    return ClaimOrders(live, lease.held, poll_interval, lease.release)
+    lease = _one_at_a_time(settings, ClaimOrders, live.commerce.store)
+    return ClaimOrders(live, poll_interval=poll_interval, **lease)
 
 
 def claim_orders_worker(settings: Settings, poll_interval: float = 0.05) -> None:

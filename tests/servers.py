@@ -61,6 +61,16 @@ class ApiServer:
         self._log.close()
 
 
+def start_worker(env: dict[str, str], log: Path, *args: str) -> subprocess.Popen:
+    """`redcart worker ARGS...` in a child process, its output appended to `log`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "redcart.cli", "worker", *args],
+        env={**os.environ, **env},
+        stdout=log.open("a"),
+        stderr=subprocess.STDOUT,
+    )
+
+
 def settings_env(database_url: str | None, var_dir: Path) -> dict[str, str]:
     from tests.conftest import ADMIN_KEY, SECRET_KEY
 

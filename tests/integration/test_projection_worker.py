@@ -3,10 +3,7 @@ and a worker killed mid-stream resumes from its tracked position with nothing lo
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -16,18 +13,9 @@ from redcart.wiring import migrate
 from tests.conftest import make_settings
 from tests.integration.conftest import ADDRESS, ADMIN
 from tests.integration.test_concurrency import resident_id, seed
-from tests.servers import ApiServer, settings_env
+from tests.servers import ApiServer, settings_env, start_worker
 
 pytestmark = pytest.mark.postgres
-
-
-def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "redcart.cli", "worker", "projections"],
-        env={**os.environ, **env},
-        stdout=log.open("a"),
-        stderr=subprocess.STDOUT,
-    )
 
 
 def test_lists_kept_by_a_worker_process_survive_its_crash(
@@ -36,7 +24,7 @@ def test_lists_kept_by_a_worker_process_survive_its_crash(
     settings = make_settings(postgres_url, tmp_path / "var")
     migrate(settings)
     env = settings_env(postgres_url, tmp_path / "var") | {"REDCART_PROJECTIONS": "worker"}
-    worker = start_worker(env, tmp_path / "worker.log")
+    worker = start_worker(env, tmp_path / "worker.log", "projections")
     server = ApiServer(env, tmp_path / "api.log").wait_ready()
     try:
         merchant_id, _, tokens, _ = seed(server.url)
@@ -67,7 +55,7 @@ def test_lists_kept_by_a_worker_process_survive_its_crash(
             f"{server.url}/orders/{later[0]}/cancel", headers=buyer, json={}, timeout=30
         )
         assert cancelled.status_code == 200
-        worker = start_worker(env, tmp_path / "worker.log")
+        worker = start_worker(env, tmp_path / "worker.log", "projections")
         assert listed() == list(reversed(first + later))
         statuses = {
             i["id"]: i["status"]

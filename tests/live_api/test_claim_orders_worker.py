@@ -5,9 +5,6 @@ placing stands, never takes the deal, and releases a refused order's claim throu
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +16,7 @@ from tests.conftest import make_settings
 from tests.integration.conftest import ADDRESS
 from tests.integration.test_concurrency import resident_id
 from tests.live_api.test_deal_oversell import owner_pid, seed, wait_until_open
-from tests.servers import ApiServer, settings_env
+from tests.servers import ApiServer, settings_env, start_worker
 
 pytestmark = pytest.mark.postgres
 
@@ -58,7 +55,7 @@ def test_a_claim_orders_worker_places_orders_and_releases_refused_claims(
     migrate(settings)
     env = settings_env(postgres_url, tmp_path / "var") | {"REDCART_CLAIM_ORDERS": "worker"}
     api = ApiServer(env, tmp_path / "api.log").wait_ready()
-    worker, log = None, (tmp_path / "worker.log").open("w")
+    worker = None
     try:
         # 3,000 CNY a unit: one unit is an order within the CBEC limits, two are not (5,000)
         deal, tokens = seed(api.url, 4, payment_window=60, price_fen=300_000)
@@ -68,12 +65,7 @@ def test_a_claim_orders_worker_places_orders_and_releases_refused_claims(
             time.sleep(1.0)  # no process places orders yet: the API leaves it to the worker
             assert state(c, first, tokens[0])["state"] == "placing"
 
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "redcart.cli", "worker", "claim-orders"],
-                env={**os.environ, **env},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            worker = start_worker(env, tmp_path / "worker.log", "claim-orders")
             placed = settled(c, first, tokens[0])
             assert placed["state"] == "placed" and placed["order"]["id"] == first["order_id"]
             assert placed["order"]["attribution"]["claim_id"] == first["id"]
@@ -87,5 +79,4 @@ def test_a_claim_orders_worker_places_orders_and_releases_refused_claims(
         if worker is not None:
             worker.terminate()
             worker.wait(10)
-        log.close()
         api.stop()
