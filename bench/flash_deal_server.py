@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from bench.orders import REPO, _die_with_parent, _free_port, _Server
+from redcart.http_protocol import HTTP_PROTOCOL
 
 APP = "bench.flash_deal_server:instrumented_app"
 PROFILE_ENV = "REDCART_BENCH_PROFILE"
@@ -207,7 +208,7 @@ def server(
     port = _free_port()
     cmd = [
         sys.executable, "-m", "uvicorn", APP, "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", HTTP_PROTOCOL,
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     if workers > 1:

@@ -45,6 +45,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
+from redcart.http_protocol import HTTP_PROTOCOL
+
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 PRODUCTS = 50
 ORDERS_PER_IDENTITY = 500  # at most ~38 CNY dutiable per order: 500 orders stay under 26,000
@@ -376,7 +378,7 @@ def _server(env: dict[str, str], log_path: Path) -> Iterator[_Server]:
     port = _free_port()
     cmd = [
         sys.executable, "-m", "uvicorn", SERVER_APP, "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", HTTP_PROTOCOL,
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     if WORKERS > 1:

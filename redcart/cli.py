@@ -60,13 +60,15 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 def _run_uvicorn(host: str, port: int, workers: int) -> None:
     import uvicorn
 
+    from redcart.http_protocol import HTTP_PROTOCOL
+
     uvicorn.run(
         "redcart.asgi:app",
         host=host,
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=HTTP_PROTOCOL,  # httptools, with head and body in one write
         # the room hub writes prebuilt frames straight to this transport (livestream/room/
         # routes.py); per-message deflate would cost more CPU per viewer than it saves
         ws="websockets-sansio",

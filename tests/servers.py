@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from redcart.http_protocol import HTTP_PROTOCOL
 from tests.conftest import _free_port
 
 
@@ -32,6 +33,8 @@ class ApiServer:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--http",
+                HTTP_PROTOCOL,
             ],
             env=env,
             stdout=self._log,

@@ -20,6 +20,7 @@ from litestar import Litestar
 from websockets.asyncio.client import ClientConnection, connect
 
 from livestream.room import Principal, Role, RoomHub, RoomHubConfig, RoomNotFound, room_routes
+from redcart.http_protocol import HTTP_PROTOCOL
 
 
 @dataclass
@@ -70,6 +71,7 @@ class LiveServer:
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(
             app,
+            http=HTTP_PROTOCOL,  # as `redcart serve`: upgrades go through it
             ws="websockets-sansio",
             ws_per_message_deflate=False,
             lifespan="on",
