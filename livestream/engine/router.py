@@ -84,6 +84,7 @@ class DealEngine:
         self._known_claims: dict[UUID, set[UUID]] = {}  # by deal
         self._learnt: set[UUID] = set()  # deals whose earlier claims are in _known_claims
         self._owners: dict[UUID, str] = {}  # deals another process owns → where it listens
+        self._ends_at: dict[UUID, datetime] = {}  # when each deal's time is up
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
@@ -140,6 +141,7 @@ class DealEngine:
         self._learnt.add(deal_id)
 
     def _forget(self, deal_id: UUID) -> None:
+        self._ends_at.pop(deal_id, None)
         self._sold_out.pop(deal_id, None)
         self._at_limit.pop(deal_id, None)
         self._known_claims.pop(deal_id, None)
@@ -163,6 +165,8 @@ class DealEngine:
                 until_at = datetime.fromisoformat(until) if until else forever
                 self._sold_out[deal_id] = (until_at, exc.extra)
             raise
+        if deal_id not in self._ends_at and "ends_at" in (result.get("deal") or ()):
+            self._ends_at[deal_id] = datetime.fromisoformat(result["deal"]["ends_at"])
         if self._units_may_be_back(op, result):
             self._sold_out.pop(deal_id, None)
         if op == "claim" and result["new"]:
@@ -188,11 +192,15 @@ class DealEngine:
         """The owner refuses on the event loop what it knows it would refuse: a deal sold out
         until its first unpaid claim could lapse, and a buyer whose one claim holds the deal's
         per-buyer limit. A retried claim id still goes to the writer, to be answered as before.
-        The refusals are worded as the deal words them (decide_claim)."""
+        The refusals are worded as the deal words them (decide_claim): once the deal's time is
+        up it is closed, even before the owner's sweep (twice a second) records it."""
         if deal_id not in self._learnt or claim_id in self._known_claims.get(deal_id, ()):
             return
         if deal_id not in self.ownership.owned():
             return
+        ends_at = self._ends_at.get(deal_id)
+        if ends_at is not None and self.clock() >= ends_at:
+            raise errors.InvalidTransition("the deal is closed")
         held = self._at_limit.get(deal_id, {}).get(buyer_id)
         if held is not None:
             deal, claim = held["deal"], held["claim"]

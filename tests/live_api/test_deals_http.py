@@ -184,6 +184,22 @@ def test_a_sold_out_deal_the_host_closes_refuses_claims_as_closed(
         assert r.status_code == 409 and r.json()["detail"] == "the deal is closed", r.text
 
 
+def test_a_sold_out_deal_whose_time_is_up_refuses_claims_as_closed_at_once(
+    client: TestClient, clock: Clock
+) -> None:
+    """Before the owner's sweep records the deal's end, its fast refusals already say so."""
+    shop = Shop(client, bonded=5, direct=0)
+    deal = open_deal(client, shop, live_session(client, shop), quantity=1)
+    buyers = [sign_up(client, f"tu{i}") for i in range(2)]
+    clock.advance(11)
+    assert claim(client, deal["id"], buyers[0], "won").status_code == 201
+    assert claim(client, deal["id"], buyers[1], "late").json()["units_left"] == 0  # learnt
+    clock.advance(60)  # the deal lasts 60 s (deal_terms)
+    for buyer, key in ((buyers[1], "after"), (buyers[0], "again")):  # sold out; at the limit
+        r = claim(client, deal["id"], buyer, key)
+        assert r.status_code == 409 and r.json()["detail"] == "the deal is closed", r.text
+
+
 def test_an_unpaid_claim_lapses_and_its_unit_returns_to_the_deal(
     client: TestClient, clock: Clock
 ) -> None:
