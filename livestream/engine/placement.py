@@ -98,7 +98,7 @@ class ClaimOrders(TrackedFollower):
         identity = BuyerIdentity(**order["identity"])
         quota = ids.quota_id(identity.identity_hash, cfg.quota_year(cfg.clock()))
         try:
-            await self.commerce.writer.submit(
+            placed = await self.commerce.writer.submit(
                 deal_orders.place_claim_order, cfg, claim, deal, claimed.buyer_id, identity,
                 order["address"], attribution, order["fingerprint"], order["payment_provider"],
                 probe=(ids.claim_order_id(claimed.claim_id), quota),
@@ -109,7 +109,33 @@ class ClaimOrders(TrackedFollower):
                 claimed.originator_id, "release", claim_id=claimed.claim_id, refused=exc.detail
             )
             self.live.deal_room.units_changed(view)  # the room hears the units came back
+            await self._tell(deal, claimed, claim, "refused", reason=exc.detail)
             return
+        await self._tell(deal, claimed, claim, "placed", total_fen=placed.body["total_fen"])
+
+    async def _tell(
+        self, deal: dict[str, Any], claimed: Any, claim: dict[str, Any], state: str, **more: Any
+    ) -> None:
+        """The buyer, if watching the room, hears at once that the order is placed (to pay by
+        `pay_by`) or refused, without asking GET .../claims/{claim_id}. Best effort: the claim
+        answers the same, and a lost message must not hold back the next orders."""
+        data = {
+            "deal_id": deal["id"],
+            "claim_id": claim["id"],
+            "order_id": str(ids.claim_order_id(claimed.claim_id)),
+            "state": state,
+            "quantity": claim["quantity"],
+            "pay_by": claim["pay_by"],
+            "total_fen": None,
+            "reason": None,
+            **more,
+        }
+        try:
+            await self.live.hub.tell_user(
+                deal["session_id"], str(claimed.buyer_id), f"claim.{state}", data
+            )
+        except Exception as exc:  # the backplane is down: the claim still says where it stands
+            log.warning("could not tell buyer of claim %s (%s)", claim["id"], type(exc).__name__)
 
     async def _deal(self, deal_id: UUID) -> dict[str, Any]:
         """The deal's terms as first opened (they never change), read once per deal."""

@@ -96,6 +96,12 @@ class RoomHub(RoomInteractions):
     async def add_likes(self, room_id: str, n: int) -> None:
         await self._send(room_id, "likes", {"n": n})
 
+    async def tell_user(self, room_id: str, user_id: str, type_: str, data: dict[str, Any]) -> None:
+        """A control message (no seq, not replayed) for one signed-in user's sockets in a room,
+        in whichever process they are connected; nobody else sees it. A room with no viewers
+        here is not created for it."""
+        await self._send(room_id, "user", {"user_id": user_id, "type": type_, "data": data})
+
     async def close_room(self, room_id: str, reason: str = "live session ended") -> None:
         """Close every viewer of the room with 4010 and forget its history."""
         await self._send(room_id, "room.closed", {"reason": reason})
@@ -134,6 +140,12 @@ class RoomHub(RoomInteractions):
         kind, data = message.kind, message.data
         if kind == RESYNC:
             self._resync(data.get("reason", "room state resynchronised; reconnect"))
+            return
+        if kind == "user":
+            room = self._rooms.get(message.room_id)
+            if room is not None:
+                text = control_message(data["type"], data=data["data"])
+                self._tell_user(room, data["user_id"], text)
             return
         if kind == "room.closed":
             room = self._rooms.pop(message.room_id, None)

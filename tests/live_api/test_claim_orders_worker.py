@@ -5,11 +5,14 @@ placing stands, never takes the deal, and releases a refused order's claim throu
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import ClientConnection, connect
 
 from redcart.wiring import migrate
 from tests.conftest import make_settings
@@ -48,6 +51,15 @@ def settled(c: httpx.Client, claimed: dict, token: str, timeout: float = 20.0) -
     return seen
 
 
+def heard(ws: ClientConnection, kind: str, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        frame = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+        for message in map(json.loads, str(frame).split("\n")):
+            if message["type"] == kind:
+                return message
+
+
 def test_a_claim_orders_worker_places_orders_and_releases_refused_claims(
     postgres_url: str, tmp_path: Path
 ) -> None:
@@ -60,7 +72,12 @@ def test_a_claim_orders_worker_places_orders_and_releases_refused_claims(
         # 3,000 CNY a unit: one unit is an order within the CBEC limits, two are not (5,000)
         deal, tokens = seed(api.url, 4, payment_window=60, price_fen=300_000)
         wait_until_open(deal)
-        with httpx.Client(base_url=api.url, timeout=30) as c:
+        room = api.url.replace("http://", "ws://") + f"/live/{deal['session_id']}/ws"
+        with (
+            httpx.Client(base_url=api.url, timeout=30) as c,
+            connect(f"{room}?token={tokens[0]}") as watching,
+        ):
+            heard(watching, "snapshot")
             first = claim(c, deal["id"], tokens[0], 0, quantity=1)
             time.sleep(1.0)  # no process places orders yet: the API leaves it to the worker
             assert state(c, first, tokens[0])["state"] == "placing"
@@ -69,6 +86,9 @@ def test_a_claim_orders_worker_places_orders_and_releases_refused_claims(
             placed = settled(c, first, tokens[0])
             assert placed["state"] == "placed" and placed["order"]["id"] == first["order_id"]
             assert placed["order"]["attribution"]["claim_id"] == first["id"]
+            # told by the worker's process, over the PostgreSQL backplane, in the API's room
+            told = heard(watching, "claim.placed")["data"]
+            assert (told["claim_id"], told["order_id"]) == (first["id"], first["order_id"])
 
             refused = settled(c, claim(c, deal["id"], tokens[1], 1, quantity=2), tokens[1])
             assert refused["state"] == "refused", refused

@@ -144,3 +144,71 @@ async def _scenario(url: str) -> None:
 
 def test_viewers_follow_a_deal_from_opening_to_sell_out(server: ApiServer) -> None:
     asyncio.run(_scenario(server.url))
+
+
+async def _claim(http: httpx.AsyncClient, deal_id: str, token: str, key: str, n: int) -> dict:
+    r = await http.post(
+        f"/live/deals/{deal_id}/claims",
+        headers=bearer(token) | {"Idempotency-Key": key},
+        json={
+            "identity": {"name": "王小红", "resident_id": VALID_ID},
+            "address": ADDRESS,
+            "quantity": n,
+        },
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def _told(viewer: Viewer, timeout: float = 15) -> list[dict[str, Any]]:
+    """Every `claim.*` message a viewer gets until `timeout` passes with nothing more."""
+    told = []
+    try:
+        while True:
+            told.append(await viewer.next("claim.placed", "claim.refused", timeout=timeout))
+            timeout = 1.0
+    except TimeoutError:
+        return told
+
+
+async def _buyers_hear_of_their_orders(url: str) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+        host, sid, wh = await _seed(http)
+        ws_url = url.replace("http://", "ws://") + f"/live/{sid}/ws"
+        # 3,000 CNY a unit: one unit is an order; two are over the single-order limit (5,000 CNY)
+        terms = {"sku": "CUSHION", "warehouse_id": wh, "price_fen": 300_000, "quantity": 3}
+        terms |= {"per_buyer_limit": 2, "countdown_seconds": 10, "duration_seconds": 120}
+        r = await http.post(f"/live/sessions/{sid}/deals", headers=host, json=terms)
+        assert r.status_code == 201, r.text
+        deal = r.json()
+        alice, bob = [(await http.post("/buyers", json={"display_name": n})).json() for n in "ab"]
+        async with (
+            connect(f"{ws_url}?token={alice['token']}") as alice_ws,
+            connect(f"{ws_url}?token={bob['token']}") as bob_ws,
+            connect(ws_url) as anonymous_ws,
+        ):
+            watching = [Viewer(ws) for ws in (alice_ws, bob_ws, anonymous_ws)]
+            for viewer in watching:
+                await viewer.next("snapshot")
+            opens = datetime.fromisoformat(deal["opens_at"])
+            await asyncio.sleep((opens - datetime.now(UTC)).total_seconds() + 0.2)
+            one = await _claim(http, deal["id"], alice["token"], "alice-1", 1)
+            two = await _claim(http, deal["id"], bob["token"], "bob-2", 2)
+            heard_by_alice, heard_by_bob = [await _told(viewer) for viewer in watching[:2]]
+            heard_by_anyone = await _told(watching[2], timeout=1.0)  # both were told by now
+
+    (placed,) = heard_by_alice
+    assert placed["type"] == "claim.placed" and "seq" not in placed  # outside the stream
+    assert placed["data"]["claim_id"] == one["id"] and placed["data"]["order_id"] == one["order_id"]
+    assert (placed["data"]["state"], placed["data"]["pay_by"]) == ("placed", one["pay_by"])
+    assert placed["data"]["total_fen"] >= 300_000 and placed["data"]["reason"] is None
+    (refused,) = heard_by_bob
+    assert refused["type"] == "claim.refused" and refused["data"]["claim_id"] == two["id"]
+    assert "single-order limit" in refused["data"]["reason"], refused
+    assert heard_by_anyone == []
+
+
+def test_a_buyer_watching_the_room_hears_whether_their_order_was_placed(
+    server: ApiServer,
+) -> None:
+    asyncio.run(_buyers_hear_of_their_orders(server.url))
