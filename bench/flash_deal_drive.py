@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,10 @@ def _relay(lines: queue.Queue, console: Any, until: float, start: float) -> None
 
 def _get(api: Any, path: str, timeout: float = 15.0) -> dict:
     try:
+        if path == "/__bench/stats" and getattr(api, "stats_port", None):
+            url = f"http://127.0.0.1:{api.stats_port}/"  # answered off the event loop
+            with urllib.request.urlopen(url, timeout=timeout) as answer:
+                return json.loads(answer.read())
         return api.get_json(path, timeout=timeout)
     except (OSError, ValueError):
         return {}
