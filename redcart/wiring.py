@@ -191,7 +191,9 @@ def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: Livestr
     from livestream.engine.settlement import DealSettlement
 
     lease = _one_at_a_time(settings, DealSettlement, commerce.store)
-    return DealSettlement(commerce, live.engine, **lease)
+    return DealSettlement(
+        commerce, live.engine, units_changed=live.deal_room.units_changed, **lease
+    )
 
 
 def claim_orders(settings: Settings, live: LivestreamRuntime, poll_interval: float = 0.5):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -43,9 +44,11 @@ class DealSettlement(TrackedFollower):
         lease: Callable[[], bool] = lambda: True,
         poll_interval: float = 0.5,
         release: Callable[[], None] = lambda: None,
+        units_changed: Callable[[dict[str, Any]], None] = lambda deal: None,
     ) -> None:
+        """`units_changed(deal)`: the deal's room hears its new count (DealRoom.units_changed)."""
         super().__init__(commerce.store, log, lease, poll_interval, release)
-        self.commerce, self.engine = commerce, engine
+        self.commerce, self.engine, self.units_changed = commerce, engine, units_changed
 
     async def catch_up(self) -> int:
         done = 0
@@ -72,7 +75,8 @@ class DealSettlement(TrackedFollower):
             return
         claim_id = UUID(order.attribution["claim_id"])  # type: ignore[index]
         if not paid:
-            await self.engine.run(order.drawn_from, "release", claim_id=claim_id)
+            deal = await self.engine.run(order.drawn_from, "release", claim_id=claim_id)
+            self.units_changed(deal)  # viewers see the unit back, not a stale "sold out"
             return
         answer = await self.engine.run(order.drawn_from, "pay", claim_id=claim_id)
         if not answer["accepted"]:

@@ -252,6 +252,25 @@ def test_cancelling_a_claimed_order_returns_the_unit_at_once(
     assert again.status_code == 409 and "released" in again.json()["detail"], again.text
 
 
+def test_the_room_hears_when_a_cancelled_order_returns_its_unit(
+    client: TestClient, clock: Clock
+) -> None:
+    shop = Shop(client, bonded=5, direct=0)
+    sid = live_session(client, shop)
+    deal = open_deal(client, shop, sid, quantity=1)
+    clock.advance(11)
+    buyer = sign_up(client)
+    order = claimed_order(client, deal["id"], buyer, "room-c1")
+    with client.websocket_connect(f"/live/{sid}/ws") as ws:
+        messages: list[dict[str, Any]] = []
+        snapshot = heard(ws, messages, lambda m: m["type"] == "snapshot")
+        assert [d["units_left"] for d in snapshot["data"]["deals"]] == [0]
+        r = client.post(f"/orders/{order['id']}/cancel", headers=buyer, json={"reason": "oops"})
+        assert r.status_code == 200, r.text
+        back = heard(ws, messages, lambda m: bool(units_left(m)))
+        assert back["data"] == {"deal_id": deal["id"], "units_left": 1}
+
+
 def test_after_a_cancelled_claim_the_owner_still_refuses_without_its_writer(
     client: TestClient, clock: Clock
 ) -> None:
