@@ -129,6 +129,7 @@ class LivestreamRuntime:
         self.claims_in_flight = 0
         self.backplane = backplane
         self.hub = RoomHub(self.snapshot, backplane=backplane)
+        self.hub.listen_units(engine.units_seen)  # units back: other processes' refusals stop
         self.index = SessionIndex(self.app)
         self.deal_room = DealRoom(self.hub, engine, self.index.deals)
         self._hosts: dict[UUID, tuple[UUID, UUID | None]] = {}

@@ -51,9 +51,22 @@ def _call(uow: Any, command: Callable[..., Any], clock: Any, deal_id: UUID, args
     return command(uow, clock, deal_id, **args)
 
 
-def _recorded_claims(uow: Any, deal_id: UUID) -> set[UUID]:
+_FOREVER = datetime.max.replace(tzinfo=UTC).isoformat()
+
+
+def _recorded_claims(uow: Any, deal_id: UUID) -> tuple[set[UUID], dict[UUID, dict[str, Any]]]:
+    """Every claim id the deal recorded, and each buyer one of whose live or paid claims alone
+    holds the per-buyer limit, as `refuse_fast` reads a claim's answer."""
     deal = uow.get(deal_id, FlashDeal)
-    return set() if deal is None else set(deal.claimants)
+    if deal is None:
+        return set(), {}
+    limit, holders = deal.per_buyer_limit, {}
+    for claim_id, (quantity, until) in deal.claims.items():
+        if quantity >= limit:
+            held_until = _FOREVER if until is None else until.isoformat()
+            claim = {"id": str(claim_id), "quantity": quantity, "held_until": held_until}
+            holders[deal.claimants[claim_id]] = {"deal": {"per_buyer_limit": limit}, "claim": claim}
+    return set(deal.claimants), holders
 
 
 class NotOwner(Exception):
@@ -85,6 +98,9 @@ class DealEngine:
         self._learnt: set[UUID] = set()  # deals whose earlier claims are in _known_claims
         self._owners: dict[UUID, str] = {}  # deals another process owns → where it listens
         self._ends_at: dict[UUID, datetime] = {}  # when each deal's time is up
+        # deals another process owns: when their units were last seen coming back
+        self._units_back_at: dict[UUID, float] = {}
+        self._learning: set[UUID] = set()
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
@@ -105,14 +121,20 @@ class DealEngine:
                     return await self.local(deal_id, op, args)
                 url = await sync_to_thread(self.ownership.owner_url, deal_id)
             if url is not None:
+                sent = time.monotonic()
                 try:
                     answer = await self._forward(url, deal_id, op, args)
                 except (ChannelLost, NotOwner):
                     self._owners.pop(deal_id, None)  # take it over, or ask who owns it now
+                except errors.OutOfStock as exc:
+                    if op == "claim":
+                        self._heard_sold_out(deal_id, exc, sent)
+                    raise
                 else:
                     if len(self._owners) >= MAX_REMEMBERED_OWNERS:
                         self._owners.clear()  # deals end; a forgotten one is looked up again
                     self._owners[deal_id] = url
+                    self._learn_from(deal_id, op, args, answer)
                     return answer
             await asyncio.sleep(0.02 * 2**attempt)
         raise WriterUnavailable("the flash deal's owner did not answer; try again")
@@ -129,16 +151,54 @@ class DealEngine:
 
     async def _learn_claims(self, deal_id: UUID) -> None:
         """The claims recorded before this process owned the deal (by an owner that died, or
-        by this process before a restart). A buyer whose answer was lost retries with the same
-        key, and that retry must reach the deal to be answered as first decided, not be
-        refused as sold out on the way; until they are known, nothing is refused early."""
+        by this process before a restart), or, for a deal another process owns, once it sold
+        out. A buyer whose answer was lost retries with the same key, and that retry must
+        reach the deal to be answered as first decided, not be refused as sold out on the way;
+        until they are known, nothing is refused early."""
+        started = time.monotonic()
         try:
-            recorded = await self.writer.submit(_recorded_claims, deal_id)
+            recorded, holders = await self.writer.submit(_recorded_claims, deal_id)
         except Exception:  # the deal's writer answers every claim meanwhile, only slower
             log.warning("could not read the claims of deal %s", deal_id, exc_info=True)
             return
+        if self._units_back_at.get(deal_id, -1.0) >= started:
+            return  # units came back meanwhile: what was read may already be out of date
         self._known_claims.setdefault(deal_id, set()).update(recorded)
+        at_limit = self._at_limit.setdefault(deal_id, {})
+        for buyer_id, held in holders.items():
+            at_limit.setdefault(buyer_id, held)
         self._learnt.add(deal_id)
+
+    def _heard_sold_out(self, deal_id: UUID, exc: errors.OutOfStock, sent: float) -> None:
+        """A deal another process owns refused a claim as sold out: refuse here too, without
+        a trip to its owner, until a unit could lapse or the room hears units came back
+        (`units_seen`), once this process knows the deal's claims (retries still go through).
+        Not if units came back after this claim was sent: the refusal may predate them."""
+        if exc.extra.get("units_left") != 0 or self._units_back_at.get(deal_id, -1.0) >= sent:
+            return
+        self._remember_sold_out(deal_id, exc)
+        if deal_id not in self._learnt and deal_id not in self._learning:
+            self._learning.add(deal_id)
+            task = asyncio.create_task(self._learn_claims(deal_id))
+            task.add_done_callback(lambda _: self._learning.discard(deal_id))
+
+    def units_seen(self, deal_id: str | None, units_left: int) -> None:
+        """The room heard a deal's units left (from whichever process owns it). Units back in
+        a deal another process owns end what this process learnt of it; `None` (updates may
+        have been lost) ends it for every such deal."""
+        if deal_id is None:
+            for known in list(self._learnt | set(self._sold_out)):
+                if known not in self.ownership.owned():
+                    self._units_back_at[known] = time.monotonic()
+                    self._forget(known)
+            return
+        did = UUID(deal_id)
+        if units_left <= 0 or did in self.ownership.owned():
+            return
+        if len(self._units_back_at) >= MAX_REMEMBERED_OWNERS:
+            self._units_back_at.clear()
+        self._units_back_at[did] = time.monotonic()
+        self._forget(did)
 
     def _forget(self, deal_id: UUID) -> None:
         self._ends_at.pop(deal_id, None)
@@ -160,11 +220,22 @@ class DealEngine:
             result = await self.writer.submit(_call, COMMANDS[op], self.clock, deal_id, args)
         except errors.OutOfStock as exc:
             if op == "claim" and exc.extra.get("units_left") == 0:
-                until = exc.extra.get("until")
-                forever = datetime.max.replace(tzinfo=UTC)
-                until_at = datetime.fromisoformat(until) if until else forever
-                self._sold_out[deal_id] = (until_at, exc.extra)
+                self._remember_sold_out(deal_id, exc)
             raise
+        self._learn_from(deal_id, op, args, result)
+        if op == "release":
+            self._released(deal_id, args["claim_id"])
+        elif op == "close" or (op == "tick" and result["closed"]):
+            self._forget(deal_id)  # a closed deal refuses as closed, which the writer words
+        return result
+
+    def _remember_sold_out(self, deal_id: UUID, exc: errors.OutOfStock) -> None:
+        until = exc.extra.get("until")
+        until_at = datetime.fromisoformat(until) if until else datetime.max.replace(tzinfo=UTC)
+        self._sold_out[deal_id] = (until_at, exc.extra)
+
+    def _learn_from(self, deal_id: UUID, op: str, args: dict[str, Any], result: Any) -> None:
+        """What a deal's answer (its own writer's, or its owner's) tells of later claims."""
         if deal_id not in self._ends_at and "ends_at" in (result.get("deal") or ()):
             self._ends_at[deal_id] = datetime.fromisoformat(result["deal"]["ends_at"])
         if self._units_may_be_back(op, result):
@@ -172,11 +243,6 @@ class DealEngine:
         if op == "claim" and result["new"]:
             self._at_limit.setdefault(deal_id, {})[args["buyer_id"]] = result
             self._known_claims.setdefault(deal_id, set()).add(args["claim_id"])
-        if op == "release":
-            self._released(deal_id, args["claim_id"])
-        elif op == "close" or (op == "tick" and result["closed"]):
-            self._forget(deal_id)  # a closed deal refuses as closed, which the writer words
-        return result
 
     @staticmethod
     def _units_may_be_back(op: str, result: dict[str, Any]) -> bool:
@@ -189,14 +255,14 @@ class DealEngine:
         return op == "release" or (op == "claim" and bool(result["deal"]["units_left"]))
 
     def refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID, quantity: int) -> None:
-        """The owner refuses on the event loop what it knows it would refuse: a deal sold out
-        until its first unpaid claim could lapse, and a buyer whose one claim holds the deal's
-        per-buyer limit. A retried claim id still goes to the writer, to be answered as before.
+        """A process refuses on the event loop what it knows the deal would refuse: a deal sold
+        out until its first unpaid claim could lapse, and a buyer whose one claim holds the
+        deal's per-buyer limit. The owner knows it from its writer's answers; another process
+        from the owner's answers to claims it forwarded, until the room hears units came back
+        (`units_seen`). A retried claim id still goes to the deal, to be answered as before.
         The refusals are worded as the deal words them (decide_claim): once the deal's time is
         up it is closed, even before the owner's sweep (twice a second) records it."""
         if deal_id not in self._learnt or claim_id in self._known_claims.get(deal_id, ()):
-            return
-        if deal_id not in self.ownership.owned():
             return
         ends_at = self._ends_at.get(deal_id)
         if ends_at is not None and self.clock() >= ends_at:

@@ -82,6 +82,19 @@ class RoomHub(RoomInteractions):
         self._like_buckets: dict[str, TokenBucket] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._stopped = False
+        self._units_listeners: list[Callable[[str | None, int], None]] = []
+
+    def listen_units(self, listener: Callable[[str | None, int], None]) -> None:
+        """`listener(deal_id, units_left)` for every units-left update any process published,
+        and `listener(None, 0)` when updates may have been lost (a backplane resync)."""
+        self._units_listeners.append(listener)
+
+    def _units_heard(self, deal_id: str | None, units_left: int) -> None:
+        for listener in self._units_listeners:
+            try:
+                listener(deal_id, units_left)
+            except Exception:
+                log.exception("units-left listener failed")
 
     # --- feeding API --------------------------------------------------------------------------
 
@@ -140,6 +153,7 @@ class RoomHub(RoomInteractions):
         kind, data = message.kind, message.data
         if kind == RESYNC:
             self._resync(data.get("reason", "room state resynchronised; reconnect"))
+            self._units_heard(None, 0)
             return
         if kind == "user":
             room = self._rooms.get(message.room_id)
@@ -158,6 +172,7 @@ class RoomHub(RoomInteractions):
             room.append_reliable(RoomEvent(data["type"], data["data"]))
         elif kind == "units_left":
             room.set_units_left(data["deal_id"], data["units_left"])
+            self._units_heard(data["deal_id"], data["units_left"])
         elif kind == "likes":
             room.add_likes(data["n"])
         elif kind == "chat":
