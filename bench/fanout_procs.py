@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.orders import _die_with_parent, _free_port
-from redcart.http_protocol import HTTP_PROTOCOL
+from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -85,6 +85,7 @@ class Server:
                 sys.executable, "-m", "uvicorn", SERVER_APP, "--factory",
                 "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",
                 "--http", HTTP_PROTOCOL, "--ws", "websockets-sansio",
+                "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
                 "--ws-per-message-deflate", "false", "--backlog", "4096",
                 "--no-access-log", "--log-level", "warning",
             ]  # fmt: skip

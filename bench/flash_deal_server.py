@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from bench.orders import REPO, _die_with_parent, _free_port, _Server
-from redcart.http_protocol import HTTP_PROTOCOL
+from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
 
 APP = "bench.flash_deal_server:instrumented_app"
 PROFILE_ENV = "REDCART_BENCH_PROFILE"
@@ -243,6 +243,7 @@ def server(
     cmd = [
         sys.executable, "-m", "uvicorn", APP, "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", HTTP_PROTOCOL,
+        "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     if workers > 1:

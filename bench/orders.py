@@ -45,7 +45,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
-from redcart.http_protocol import HTTP_PROTOCOL
+from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 PRODUCTS = 50
@@ -379,6 +379,7 @@ def _server(env: dict[str, str], log_path: Path) -> Iterator[_Server]:
     cmd = [
         sys.executable, "-m", "uvicorn", SERVER_APP, "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", HTTP_PROTOCOL,
+        "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
         "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
     if WORKERS > 1:

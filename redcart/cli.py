@@ -60,7 +60,7 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
 def _run_uvicorn(host: str, port: int, workers: int) -> None:
     import uvicorn
 
-    from redcart.http_protocol import HTTP_PROTOCOL
+    from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
 
     uvicorn.run(
         "redcart.asgi:app",
@@ -69,6 +69,7 @@ def _run_uvicorn(host: str, port: int, workers: int) -> None:
         workers=workers,
         loop="uvloop",
         http=HTTP_PROTOCOL,  # httptools, with head and body in one write
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         # the room hub writes prebuilt frames straight to this transport (livestream/room/
         # routes.py); per-message deflate would cost more CPU per viewer than it saves
         ws="websockets-sansio",

@@ -66,3 +66,8 @@ class HttpProtocol(HttpToolsProtocol):
 
 
 HTTP_PROTOCOL = f"{__name__}:{HttpProtocol.__name__}"  # uvicorn's `--http` / `http=`
+# uvicorn closes a keep-alive connection after 5 idle seconds by default. A client (or a load
+# balancer's pool) that sends just as it closes gets a reset, not an answer: 7 claims of one
+# flash-deal run failed so, 5 s after the sale's connection burst. Load balancers keep idle
+# upstream connections for 60 s (AWS ALB) to 75 s (nginx): the server must outlast them.
+KEEP_ALIVE_SECONDS = 75

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from redcart.http_protocol import HTTP_PROTOCOL
+from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
 from tests.conftest import _free_port
 
 
@@ -35,6 +35,8 @@ class ApiServer:
                 "--no-access-log",
                 "--http",
                 HTTP_PROTOCOL,
+                "--timeout-keep-alive",
+                str(KEEP_ALIVE_SECONDS),
             ],
             env=env,
             stdout=self._log,
