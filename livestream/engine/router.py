@@ -15,7 +15,7 @@ import hmac
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -23,9 +23,9 @@ from litestar.concurrency import sync_to_thread
 
 from commerce.domain import errors
 from commerce.platform.groupcommit import GroupCommitWriter, WriterUnavailable
-from livestream.domain.deals import FlashDeal
 from livestream.engine.channel import CHANNEL_PATH, ChannelLost, OwnerChannel
 from livestream.engine.commands import COMMANDS
+from livestream.engine.knowledge import DealKnowledge, recorded_claims
 from livestream.engine.ownership import Ownership
 
 log = logging.getLogger("redcart.livestream.deals")
@@ -51,24 +51,6 @@ def _call(uow: Any, command: Callable[..., Any], clock: Any, deal_id: UUID, args
     return command(uow, clock, deal_id, **args)
 
 
-_FOREVER = datetime.max.replace(tzinfo=UTC).isoformat()
-
-
-def _recorded_claims(uow: Any, deal_id: UUID) -> tuple[set[UUID], dict[UUID, dict[str, Any]]]:
-    """Every claim id the deal recorded, and each buyer one of whose live or paid claims alone
-    holds the per-buyer limit, as `refuse_fast` reads a claim's answer."""
-    deal = uow.get(deal_id, FlashDeal)
-    if deal is None:
-        return set(), {}
-    limit, holders = deal.per_buyer_limit, {}
-    for claim_id, (quantity, until) in deal.claims.items():
-        if quantity >= limit:
-            held_until = _FOREVER if until is None else until.isoformat()
-            claim = {"id": str(claim_id), "quantity": quantity, "held_until": held_until}
-            holders[deal.claimants[claim_id]] = {"deal": {"per_buyer_limit": limit}, "claim": claim}
-    return set(deal.claimants), holders
-
-
 class NotOwner(Exception):
     """A forwarded command reached a process that no longer owns the deal."""
 
@@ -91,15 +73,8 @@ class DealEngine:
         self.ownership = ownership
         self._key = hashlib.sha256(b"deal-forwarding:" + secret).digest()
         self._channels: dict[str, OwnerChannel] = {}  # by owner URL
-        # what the owner learnt from its own answers, to refuse without a trip to the writer
-        self._sold_out: dict[UUID, tuple[datetime, dict[str, Any]]] = {}  # until, refusal
-        self._at_limit: dict[UUID, dict[UUID, dict[str, Any]]] = {}  # by deal, then buyer
-        self._known_claims: dict[UUID, set[UUID]] = {}  # by deal
-        self._learnt: set[UUID] = set()  # deals whose earlier claims are in _known_claims
+        self.knowledge = DealKnowledge(clock)  # to refuse without a trip to the deal
         self._owners: dict[UUID, str] = {}  # deals another process owns → where it listens
-        self._ends_at: dict[UUID, datetime] = {}  # when each deal's time is up
-        # deals another process owns: when their units were last seen coming back
-        self._units_back_at: dict[UUID, float] = {}
         self._learning: set[UUID] = set()
 
     # -- running a command ---------------------------------------------------------------------
@@ -134,7 +109,7 @@ class DealEngine:
                     if len(self._owners) >= MAX_REMEMBERED_OWNERS:
                         self._owners.clear()  # deals end; a forgotten one is looked up again
                     self._owners[deal_id] = url
-                    self._learn_from(deal_id, op, args, answer)
+                    self.knowledge.answered(deal_id, op, args, answer)
                     return answer
             await asyncio.sleep(0.02 * 2**attempt)
         raise WriterUnavailable("the flash deal's owner did not answer; try again")
@@ -145,7 +120,7 @@ class DealEngine:
             return True
         if not await sync_to_thread(self.ownership.acquire, deal_id):
             return False
-        self._forget(deal_id)  # others may have owned it meanwhile: learn afresh
+        self.knowledge.forget(deal_id)  # others may have owned it meanwhile: learn afresh
         await self._learn_claims(deal_id)
         return True
 
@@ -157,27 +132,22 @@ class DealEngine:
         until they are known, nothing is refused early."""
         started = time.monotonic()
         try:
-            recorded, holders = await self.writer.submit(_recorded_claims, deal_id)
+            recorded, holders = await self.writer.submit(recorded_claims, deal_id)
         except Exception:  # the deal's writer answers every claim meanwhile, only slower
             log.warning("could not read the claims of deal %s", deal_id, exc_info=True)
             return
-        if self._units_back_at.get(deal_id, -1.0) >= started:
-            return  # units came back meanwhile: what was read may already be out of date
-        self._known_claims.setdefault(deal_id, set()).update(recorded)
-        at_limit = self._at_limit.setdefault(deal_id, {})
-        for buyer_id, held in holders.items():
-            at_limit.setdefault(buyer_id, held)
-        self._learnt.add(deal_id)
+        if not self.knowledge.units_back_since(deal_id, started):  # else it may be stale
+            self.knowledge.add_recorded(deal_id, recorded, holders)
 
     def _heard_sold_out(self, deal_id: UUID, exc: errors.OutOfStock, sent: float) -> None:
         """A deal another process owns refused a claim as sold out: refuse here too, without
         a trip to its owner, until a unit could lapse or the room hears units came back
         (`units_seen`), once this process knows the deal's claims (retries still go through).
         Not if units came back after this claim was sent: the refusal may predate them."""
-        if exc.extra.get("units_left") != 0 or self._units_back_at.get(deal_id, -1.0) >= sent:
+        if exc.extra.get("units_left") != 0 or self.knowledge.units_back_since(deal_id, sent):
             return
-        self._remember_sold_out(deal_id, exc)
-        if deal_id not in self._learnt and deal_id not in self._learning:
+        self.knowledge.sold_out(deal_id, exc)
+        if not self.knowledge.learnt(deal_id) and deal_id not in self._learning:
             self._learning.add(deal_id)
             task = asyncio.create_task(self._learn_claims(deal_id))
             task.add_done_callback(lambda _: self._learning.discard(deal_id))
@@ -186,73 +156,24 @@ class DealEngine:
         """The room heard a deal's units left (from whichever process owns it). Units back in
         a deal another process owns end what this process learnt of it; `None` (updates may
         have been lost) ends it for every such deal."""
+        owned = self.ownership.owned()
         if deal_id is None:
-            for known in list(self._learnt | set(self._sold_out)):
-                if known not in self.ownership.owned():
-                    self._units_back_at[known] = time.monotonic()
-                    self._forget(known)
+            for known in self.knowledge.deals() - owned:
+                self.knowledge.units_back(known)
             return
         did = UUID(deal_id)
-        if units_left <= 0 or did in self.ownership.owned():
-            return
-        if len(self._units_back_at) >= MAX_REMEMBERED_OWNERS:
-            self._units_back_at.clear()
-        self._units_back_at[did] = time.monotonic()
-        self._forget(did)
-
-    def _forget(self, deal_id: UUID) -> None:
-        self._ends_at.pop(deal_id, None)
-        self._sold_out.pop(deal_id, None)
-        self._at_limit.pop(deal_id, None)
-        self._known_claims.pop(deal_id, None)
-        self._learnt.discard(deal_id)
-
-    def _released(self, deal_id: UUID, claim_id: UUID) -> None:
-        """A released claim frees its buyer's place under the limit. The rest still holds:
-        forgetting all of it here left the deal without fast refusals for the rest of the sale
-        (every refusal through the writer, and shed with 503s when the writer was busy)."""
-        claim, buyers = str(claim_id), self._at_limit.get(deal_id, {})
-        for buyer in [b for b, held in buyers.items() if held["claim"]["id"] == claim]:
-            del buyers[buyer]
+        if units_left > 0 and did not in owned:
+            self.knowledge.units_back(did)
 
     async def local(self, deal_id: UUID, op: str, args: dict[str, Any]) -> dict[str, Any]:
         try:
             result = await self.writer.submit(_call, COMMANDS[op], self.clock, deal_id, args)
         except errors.OutOfStock as exc:
             if op == "claim" and exc.extra.get("units_left") == 0:
-                self._remember_sold_out(deal_id, exc)
+                self.knowledge.sold_out(deal_id, exc)
             raise
-        self._learn_from(deal_id, op, args, result)
-        if op == "release":
-            self._released(deal_id, args["claim_id"])
-        elif op == "close" or (op == "tick" and result["closed"]):
-            self._forget(deal_id)  # a closed deal refuses as closed, which the writer words
+        self.knowledge.answered(deal_id, op, args, result)
         return result
-
-    def _remember_sold_out(self, deal_id: UUID, exc: errors.OutOfStock) -> None:
-        until = exc.extra.get("until")
-        until_at = datetime.fromisoformat(until) if until else datetime.max.replace(tzinfo=UTC)
-        self._sold_out[deal_id] = (until_at, exc.extra)
-
-    def _learn_from(self, deal_id: UUID, op: str, args: dict[str, Any], result: Any) -> None:
-        """What a deal's answer (its own writer's, or its owner's) tells of later claims."""
-        if deal_id not in self._ends_at and "ends_at" in (result.get("deal") or ()):
-            self._ends_at[deal_id] = datetime.fromisoformat(result["deal"]["ends_at"])
-        if self._units_may_be_back(op, result):
-            self._sold_out.pop(deal_id, None)
-        if op == "claim" and result["new"]:
-            self._at_limit.setdefault(deal_id, {})[args["buyer_id"]] = result
-            self._known_claims.setdefault(deal_id, set()).add(args["claim_id"])
-
-    @staticmethod
-    def _units_may_be_back(op: str, result: dict[str, Any]) -> bool:
-        """Whether a sold-out deal may have units again. Not after a payment (a paid unit is
-        sold for good), nor after a tick of the owner's sweep (twice a second) that recorded
-        nothing: forgetting there sent the next refusal to the writer, where a busy sale shed
-        it with a 503 instead of answering 409."""
-        if op == "tick":
-            return bool(result["expired"] or result["closed"])
-        return op == "release" or (op == "claim" and bool(result["deal"]["units_left"]))
 
     def refuse_fast(self, deal_id: UUID, buyer_id: UUID, claim_id: UUID, quantity: int) -> None:
         """A process refuses on the event loop what it knows the deal would refuse: a deal sold
@@ -262,27 +183,7 @@ class DealEngine:
         (`units_seen`). A retried claim id still goes to the deal, to be answered as before.
         The refusals are worded as the deal words them (decide_claim): once the deal's time is
         up it is closed, even before the owner's sweep (twice a second) records it."""
-        if deal_id not in self._learnt or claim_id in self._known_claims.get(deal_id, ()):
-            return
-        ends_at = self._ends_at.get(deal_id)
-        if ends_at is not None and self.clock() >= ends_at:
-            raise errors.InvalidTransition("the deal is closed")
-        held = self._at_limit.get(deal_id, {}).get(buyer_id)
-        if held is not None:
-            deal, claim = held["deal"], held["claim"]
-            holding = self.clock() < datetime.fromisoformat(claim["held_until"])
-            if holding and claim["quantity"] >= deal["per_buyer_limit"]:
-                raise errors.Conflict(
-                    f"at most {deal['per_buyer_limit']} per buyer; {claim['quantity']} already"
-                    " claimed",
-                    field="quantity",
-                    per_buyer_limit=deal["per_buyer_limit"],
-                    already_claimed=claim["quantity"],
-                )
-        sold_out = self._sold_out.get(deal_id)  # checked second, as the deal itself does
-        if sold_out is not None and self.clock() < sold_out[0]:
-            extra = sold_out[1]
-            raise errors.OutOfStock(f"{extra['sku']}: {quantity} requested, 0 left", **extra)
+        self.knowledge.refuse(deal_id, buyer_id, claim_id, quantity)
 
     # -- forwarding ----------------------------------------------------------------------------
     def _sign(self, stamp: str) -> str:
