@@ -35,10 +35,17 @@ def _reads(**kwargs: object) -> dict:
     return run(**kwargs)  # type: ignore[arg-type]
 
 
+def _deal_writer(**kwargs: object) -> dict:
+    from bench.deal_writer import run
+
+    return run(**kwargs)  # type: ignore[arg-type]
+
+
 REGISTRY: dict[str, Callable[..., dict]] = {
     "orders": _orders,
     "fanout": _fanout,
     "flash-deal": _flash_deal,
+    "deal-writer": _deal_writer,
     "projections": _projections,
     "reads": _reads,
 }
