@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID
 
@@ -20,7 +22,7 @@ from websockets.exceptions import ConnectionClosedError, InvalidStatus
 from commerce.config import utc_now
 from commerce.platform.groupcommit import GroupCommitWriter
 from livestream.engine.channel import CHANNEL_PATH
-from livestream.engine.ownership import AdvisoryOwnership
+from livestream.engine.ownership import AdvisoryOwnership, Ownership
 from livestream.engine.router import AUTH_HEADER, DealEngine
 from redcart.settings import Settings
 from redcart.wiring import livestream_app, migrate
@@ -56,15 +58,33 @@ def migrated_with_server(postgres_url: str, tmp_path: Path) -> tuple[Settings, A
     return settings, ApiServer(settings_env(postgres_url, tmp_path / "var"), tmp_path / "api.log")
 
 
+@contextmanager
+def engine_beside(settings: Settings, ownership: Ownership) -> Iterator[DealEngine]:
+    """A deal engine in this process, with its own writer, beside the server process's."""
+    app = livestream_app(settings, create_table=False)
+    writer = GroupCommitWriter(app).start()
+    try:
+        yield DealEngine(writer, utc_now, ownership, settings.secret_key.encode())
+    finally:
+        writer.stop()
+        app.close()
+
+
+@contextmanager
+def stopped_at_the_end(server: ApiServer) -> Iterator[ApiServer]:
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+
+
 def test_a_forwarding_process_looks_the_owner_up_once_and_takes_over_when_it_dies(
     postgres_url: str, tmp_path: Path
 ) -> None:
     settings, owner = migrated_with_server(postgres_url, tmp_path)
-    app = livestream_app(settings, create_table=False)
-    writer = GroupCommitWriter(app).start()
     ownership = CountedOwnership(postgres_url)
-    engine = DealEngine(writer, utc_now, ownership, settings.secret_key.encode())
-    try:
+    with engine_beside(settings, ownership) as engine, stopped_at_the_end(owner):
         owner.wait_ready()
         deal, _ = seed(owner.url, UNITS, payment_window=30)
         deal_id = UUID(deal["id"])
@@ -87,11 +107,6 @@ def test_a_forwarding_process_looks_the_owner_up_once_and_takes_over_when_it_die
         assert after["id"] == deal["id"] and after["units_left"] == UNITS
         assert ownership.lock_attempts == 2  # the dead owner's lock went with its session
         assert owner_pid(postgres_url, deal["id"]) == os.getpid()
-    finally:
-        if owner.process.poll() is None:
-            owner.stop()
-        writer.stop()
-        app.close()
 
 
 def test_the_owners_channel_refuses_unsigned_stale_or_garbled_callers(

@@ -16,17 +16,18 @@ import httpx
 import pytest
 
 from commerce import credentials
-from commerce.config import utc_now
 from commerce.domain import errors
-from commerce.platform.groupcommit import GroupCommitWriter
 from livestream.engine.ownership import AdvisoryOwnership
 from livestream.engine.router import DealEngine
 from livestream.room import RoomHub
 from livestream.room.pg_backplane import PgBackplane
-from redcart.wiring import livestream_app
 from tests.integration.conftest import ADDRESS
 from tests.integration.test_concurrency import resident_id
-from tests.live_api.test_deal_forwarding import migrated_with_server
+from tests.live_api.test_deal_forwarding import (
+    engine_beside,
+    migrated_with_server,
+    stopped_at_the_end,
+)
 from tests.live_api.test_deal_oversell import seed, wait_until_open, wait_until_owned
 
 pytestmark = pytest.mark.postgres
@@ -71,11 +72,8 @@ def test_a_process_that_does_not_own_a_sold_out_deal_refuses_its_claims_itself(
     postgres_url: str, tmp_path: Path
 ) -> None:
     settings, owner = migrated_with_server(postgres_url, tmp_path)
-    app = livestream_app(settings, create_table=False)
-    writer = GroupCommitWriter(app).start()
     ownership = AdvisoryOwnership(postgres_url, "http://127.0.0.1:9")  # never owns: the server does
-    engine = DealEngine(writer, utc_now, ownership, settings.secret_key.encode())
-    try:
+    with engine_beside(settings, ownership) as engine, stopped_at_the_end(owner):
         owner.wait_ready()
         deal, tokens = seed(owner.url, 4, payment_window=60)  # per-buyer limit 2
         deal_id, buyers = UUID(deal["id"]), [buyer_of(t) for t in tokens]
@@ -131,11 +129,6 @@ def test_a_process_that_does_not_own_a_sold_out_deal_refuses_its_claims_itself(
             return seen
 
         seen = asyncio.run(scenario())
-    finally:
-        if owner.process.poll() is None:
-            owner.stop()
-        writer.stop()
-        app.close()
     assert seen["new buyer"] == "FLASH-1: 1 requested, 0 left"
     assert seen["winner, new key"] == "at most 2 per buyer; 2 already claimed"
     assert seen["winner, retried key"] == ""  # goes to the owner, to be answered as first

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import uuid4
 
 import msgspec
+import pytest
 from litestar.testing import TestClient
 
 from livestream.api import responses as out
@@ -168,33 +169,23 @@ def test_buyers_claim_a_deal_until_it_sells_out(client: TestClient, clock: Clock
     assert shop.available() == 2  # nothing sold beyond the deal's own units
 
 
-def test_a_sold_out_deal_the_host_closes_refuses_claims_as_closed(
-    client: TestClient, clock: Clock
+@pytest.mark.parametrize("ending", ["the host closes it", "its time is up"])
+def test_a_sold_out_deal_that_ended_refuses_claims_as_closed(
+    client: TestClient, clock: Clock, ending: str
 ) -> None:
+    """Also when its time is up before the owner's sweep records the end: the owner's fast
+    refusals (sold out; at the limit) already say so."""
     shop = Shop(client, bonded=5, direct=0)
     deal = open_deal(client, shop, live_session(client, shop), quantity=1)
     buyers = [sign_up(client, f"sc{i}") for i in range(2)]
     clock.advance(11)
     assert claim(client, deal["id"], buyers[0], "won").status_code == 201
     assert claim(client, deal["id"], buyers[1], "late").json()["units_left"] == 0  # learnt
-    closed = client.post(f"/live/deals/{deal['id']}/close", headers=shop.headers)
-    assert closed.status_code == 200 and closed.json()["phase"] == "closed"
-    for buyer, key in ((buyers[1], "after"), (buyers[0], "again")):  # sold out; at the limit
-        r = claim(client, deal["id"], buyer, key)
-        assert r.status_code == 409 and r.json()["detail"] == "the deal is closed", r.text
-
-
-def test_a_sold_out_deal_whose_time_is_up_refuses_claims_as_closed_at_once(
-    client: TestClient, clock: Clock
-) -> None:
-    """Before the owner's sweep records the deal's end, its fast refusals already say so."""
-    shop = Shop(client, bonded=5, direct=0)
-    deal = open_deal(client, shop, live_session(client, shop), quantity=1)
-    buyers = [sign_up(client, f"tu{i}") for i in range(2)]
-    clock.advance(11)
-    assert claim(client, deal["id"], buyers[0], "won").status_code == 201
-    assert claim(client, deal["id"], buyers[1], "late").json()["units_left"] == 0  # learnt
-    clock.advance(60)  # the deal lasts 60 s (deal_terms)
+    if ending == "the host closes it":
+        closed = client.post(f"/live/deals/{deal['id']}/close", headers=shop.headers)
+        assert closed.status_code == 200 and closed.json()["phase"] == "closed"
+    else:
+        clock.advance(60)  # the deal lasts 60 s (deal_terms)
     for buyer, key in ((buyers[1], "after"), (buyers[0], "again")):  # sold out; at the limit
         r = claim(client, deal["id"], buyer, key)
         assert r.status_code == 409 and r.json()["detail"] == "the deal is closed", r.text
