@@ -135,6 +135,7 @@ class DealRoom:
         """Take over deals nobody owns (their owner died), record lapsed claims and deals whose
         time is up, and tell the room. Counts never wait for this: they are read-time facts."""
         await asyncio.to_thread(self.engine.ownership.check)
+        self.engine.knowledge.forget_ended(self.engine.clock())
         for deal_id in self.open_deals():
             if not await self.engine.acquire(deal_id):
                 continue

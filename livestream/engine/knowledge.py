@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -22,21 +22,23 @@ from livestream.domain.deals import FlashDeal
 
 _FOREVER = datetime.max.replace(tzinfo=UTC)
 MAX_DEALS = 10_000
+ENDED_GRACE = timedelta(minutes=1)  # a late claim is still answered "closed" on the spot
 
 
-def recorded_claims(uow: Any, deal_id: UUID) -> tuple[set[UUID], dict[UUID, dict[str, Any]]]:
-    """A writer command: every claim id the deal recorded, and each buyer one of whose live
-    or paid claims alone holds the per-buyer limit, shaped as a claim's answer."""
+def recorded_claims(uow: Any, deal_id: UUID) -> tuple[set[UUID], dict[UUID, dict[str, Any]], Any]:
+    """A writer command: every claim id the deal recorded, each buyer one of whose live or
+    paid claims alone holds the per-buyer limit (shaped as a claim's answer), and when the
+    deal's time is up."""
     deal = uow.get(deal_id, FlashDeal)
     if deal is None:
-        return set(), {}
+        return set(), {}, None
     limit, holders = deal.per_buyer_limit, {}
     for claim_id, (quantity, until) in deal.claims.items():
         if quantity >= limit:
             held_until = (until or _FOREVER).isoformat()
             claim = {"id": str(claim_id), "quantity": quantity, "held_until": held_until}
             holders[deal.claimants[claim_id]] = {"deal": {"per_buyer_limit": limit}, "claim": claim}
-    return set(deal.claimants), holders
+    return set(deal.claimants), holders, deal.ends_at
 
 
 class DealKnowledge:
@@ -57,8 +59,14 @@ class DealKnowledge:
         return self._learnt | set(self._sold_out)
 
     def add_recorded(
-        self, deal_id: UUID, recorded: set[UUID], holders: dict[UUID, dict[str, Any]]
+        self,
+        deal_id: UUID,
+        recorded: set[UUID],
+        holders: dict[UUID, dict[str, Any]],
+        ends_at: datetime | None,
     ) -> None:
+        if ends_at is not None:
+            self._ends_at.setdefault(deal_id, ends_at)
         self._known_claims.setdefault(deal_id, set()).update(recorded)
         at_limit = self._at_limit.setdefault(deal_id, {})
         for buyer_id, held in holders.items():
@@ -101,6 +109,14 @@ class DealKnowledge:
 
     def units_back_since(self, deal_id: UUID, moment: float) -> bool:
         return self._units_back_at.get(deal_id, -1.0) >= moment
+
+    def forget_ended(self, now: datetime) -> None:
+        """Forget deals whose time has been up for a while. The owner forgets a deal when it
+        closes it; another process hears of no close, and a sale's claims are thousands of
+        entries per deal."""
+        for deal_id, ends_at in list(self._ends_at.items()):
+            if now >= ends_at + ENDED_GRACE:
+                self.forget(deal_id)
 
     def forget(self, deal_id: UUID) -> None:
         self._ends_at.pop(deal_id, None)

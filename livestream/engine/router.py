@@ -132,12 +132,12 @@ class DealEngine:
         until they are known, nothing is refused early."""
         started = time.monotonic()
         try:
-            recorded, holders = await self.writer.submit(recorded_claims, deal_id)
+            recorded, holders, ends_at = await self.writer.submit(recorded_claims, deal_id)
         except Exception:  # the deal's writer answers every claim meanwhile, only slower
             log.warning("could not read the claims of deal %s", deal_id, exc_info=True)
             return
         if not self.knowledge.units_back_since(deal_id, started):  # else it may be stale
-            self.knowledge.add_recorded(deal_id, recorded, holders)
+            self.knowledge.add_recorded(deal_id, recorded, holders, ends_at)
 
     def _heard_sold_out(self, deal_id: UUID, exc: errors.OutOfStock, sent: float) -> None:
         """A deal another process owns refused a claim as sold out: refuse here too, without
@@ -156,13 +156,10 @@ class DealEngine:
         """The room heard a deal's units left (from whichever process owns it). Units back in
         a deal another process owns end what this process learnt of it; `None` (updates may
         have been lost) ends it for every such deal."""
-        owned = self.ownership.owned()
         if deal_id is None:
-            for known in self.knowledge.deals() - owned:
+            for known in self.knowledge.deals() - self.ownership.owned():
                 self.knowledge.units_back(known)
-            return
-        did = UUID(deal_id)
-        if units_left > 0 and did not in owned:
+        elif units_left > 0 and (did := UUID(deal_id)) not in self.ownership.owned():
             self.knowledge.units_back(did)
 
     async def local(self, deal_id: UUID, op: str, args: dict[str, Any]) -> dict[str, Any]:
