@@ -16,11 +16,14 @@ class AdvisoryLease:
         self.key = zlib.crc32(name.encode())
         self._conn = None
         self._lock = threading.Lock()
+        self._released = False
 
     def held(self) -> bool:
         import psycopg
 
         with self._lock:
+            if self._released:  # shut down: a look already on its way must not take it again
+                return False
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = psycopg.connect(self.database_url, autocommit=True)
@@ -36,7 +39,12 @@ class AdvisoryLease:
                 return False
 
     def release(self) -> None:
+        """For good, at shutdown. A follower's look at the lease runs in a thread that its
+        task's cancellation does not stop: without this, one that started just after the
+        release took the lease again on a new connection that nothing would close, and the
+        restarted process waited for it forever (a flaky restart test in CI)."""
         with self._lock:
+            self._released = True
             if self._conn is not None and not self._conn.closed:
                 self._conn.close()
             self._conn = None
