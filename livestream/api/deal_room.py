@@ -132,12 +132,14 @@ class DealRoom:
                 log.exception("deal sweep failed")
 
     async def sweep(self) -> None:
-        """Take over deals nobody owns (their owner died), record lapsed claims and deals whose
-        time is up, and tell the room. Counts never wait for this: they are read-time facts."""
+        """Take over deals nobody owns (their owner died), know where the others' owners are,
+        record lapsed claims and deals whose time is up, and tell the room. Counts never wait
+        for this: they are read-time facts."""
         await asyncio.to_thread(self.engine.ownership.check)
         self.engine.knowledge.forget_ended(self.engine.clock())
         for deal_id in self.open_deals():
             if not await self.engine.acquire(deal_id):
+                await self.engine.meet_owner(deal_id)
                 continue
             try:
                 result = await self.engine.local(deal_id, "tick", {})

@@ -71,6 +71,10 @@ class OwnerChannel:
         finally:
             link.waiting.pop(number, None)
 
+    async def connect(self) -> None:
+        """Open the connection now, not with the first command."""
+        await self._connected()
+
     async def _connected(self) -> _Link:
         link = self._link
         if link is not None:

@@ -10,6 +10,7 @@ its session, so the next attempt here takes the deal over.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -51,6 +52,24 @@ def _call(uow: Any, command: Callable[..., Any], clock: Any, deal_id: UUID, args
     return command(uow, clock, deal_id, **args)
 
 
+async def _once(
+    pending: dict[UUID, asyncio.Future], deal_id: UUID, work: Callable[[UUID], Any]
+) -> Any:
+    """`work(deal_id)`, run once for every caller that asks while it is under way."""
+    running = pending.get(deal_id)
+    if running is None:
+        running = pending[deal_id] = asyncio.ensure_future(work(deal_id))
+        running.add_done_callback(lambda done: _forget(pending, deal_id, done))
+    return await asyncio.shield(running)  # one caller giving up does not cancel the others'
+
+
+def _forget(pending: dict[UUID, asyncio.Future], deal_id: UUID, done: asyncio.Future) -> None:
+    if pending.get(deal_id) is done:
+        del pending[deal_id]
+    if not done.cancelled():
+        done.exception()  # its callers have it; nobody left waiting is not an error
+
+
 class NotOwner(Exception):
     """A forwarded command reached a process that no longer owns the deal."""
 
@@ -76,6 +95,8 @@ class DealEngine:
         self.knowledge = DealKnowledge(clock)  # to refuse without a trip to the deal
         self._owners: dict[UUID, str] = {}  # deals another process owns → where it listens
         self._learning: set[UUID] = set()
+        self._acquiring: dict[UUID, asyncio.Future] = {}  # one take-over per deal at a time
+        self._finding: dict[UUID, asyncio.Future] = {}  # one owner look-up per deal at a time
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
@@ -90,11 +111,9 @@ class DealEngine:
         for attempt in range(ATTEMPTS):
             if deal_id in self.ownership.owned():
                 return await self.local(deal_id, op, args)
-            url = self._owners.get(deal_id)
-            if url is None:
-                if await self.acquire(deal_id):
-                    return await self.local(deal_id, op, args)
-                url = await sync_to_thread(self.ownership.owner_url, deal_id)
+            url = self._owners.get(deal_id) or await self.find_owner(deal_id)
+            if url is None and deal_id in self.ownership.owned():
+                return await self.local(deal_id, op, args)
             if url is not None:
                 sent = time.monotonic()
                 try:
@@ -106,9 +125,7 @@ class DealEngine:
                         self._heard_sold_out(deal_id, exc, sent)
                     raise
                 else:
-                    if len(self._owners) >= MAX_REMEMBERED_OWNERS:
-                        self._owners.clear()  # deals end; a forgotten one is looked up again
-                    self._owners[deal_id] = url
+                    self._remember_owner(deal_id, url)
                     self.knowledge.answered(deal_id, op, args, answer)
                     return answer
             await asyncio.sleep(0.02 * 2**attempt)
@@ -118,11 +135,43 @@ class DealEngine:
         """Own the deal if nobody does (True if this process owns it now)."""
         if deal_id in self.ownership.owned():
             return True
+        return await _once(self._acquiring, deal_id, self._take_over)
+
+    async def _take_over(self, deal_id: UUID) -> bool:
         if not await sync_to_thread(self.ownership.acquire, deal_id):
             return False
         self.knowledge.forget(deal_id)  # others may have owned it meanwhile: learn afresh
         await self._learn_claims(deal_id)
         return True
+
+    async def find_owner(self, deal_id: UUID) -> str | None:
+        """Own the deal, or learn (and remember) where its owner listens: None if this
+        process owns it now, or if nobody could be found. The claims of a sale's first moment
+        all arrive before any answer; each asking the database in turn, on this process's one
+        ownership connection, queued them for hundreds of milliseconds, so they share one
+        look."""
+        return await _once(self._finding, deal_id, self._look_up_owner)
+
+    async def _look_up_owner(self, deal_id: UUID) -> str | None:
+        if await self.acquire(deal_id):
+            return None
+        url = await sync_to_thread(self.ownership.owner_url, deal_id)
+        if url is not None:
+            self._remember_owner(deal_id, url)
+        return url
+
+    async def meet_owner(self, deal_id: UUID) -> None:
+        """Before a deal's sale (from the room's sweep): know who owns it and have the channel
+        to it open, so that the first claims are not the ones to find out."""
+        url = self._owners.get(deal_id) or await self.find_owner(deal_id)
+        if url is not None:
+            with contextlib.suppress(ChannelLost):
+                await (await self._channel(url)).connect()
+
+    def _remember_owner(self, deal_id: UUID, url: str) -> None:
+        if len(self._owners) >= MAX_REMEMBERED_OWNERS and deal_id not in self._owners:
+            self._owners.clear()  # deals end; a forgotten one is looked up again
+        self._owners[deal_id] = url
 
     async def _learn_claims(self, deal_id: UUID) -> None:
         """The claims recorded before this process owned the deal (by an owner that died, or
@@ -202,12 +251,7 @@ class DealEngine:
     async def _forward(
         self, url: str, deal_id: UUID, op: str, args: dict[str, Any]
     ) -> dict[str, Any]:
-        channel = self._channels.get(url)
-        if channel is None:
-            if len(self._channels) >= MAX_REMEMBERED_OWNERS:
-                await self.close_channels()
-            channel = self._channels[url] = OwnerChannel(url, self._handshake)
-        status, answer = await channel.call(deal_id, op, args)  # reconnects as needed
+        status, answer = await (await self._channel(url)).call(deal_id, op, args)  # reconnects
         if status == 421:
             raise NotOwner(str(deal_id))
         if status >= 500:
@@ -218,6 +262,14 @@ class DealEngine:
                 e["detail"], field=e.get("field"), **e.get("extra", {})
             )
         return answer["result"]
+
+    async def _channel(self, url: str) -> OwnerChannel:
+        channel = self._channels.get(url)
+        if channel is None:
+            if len(self._channels) >= MAX_REMEMBERED_OWNERS:
+                await self.close_channels()
+            channel = self._channels[url] = OwnerChannel(url, self._handshake)
+        return channel
 
     async def serve_forwarded(
         self, deal_id: UUID, op: str, args: dict[str, Any]
