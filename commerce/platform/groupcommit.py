@@ -16,11 +16,12 @@ the cache only makes the common case fast.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -60,6 +61,7 @@ class _Item:
     args: tuple
     probe: tuple[UUID, ...] = ()  # ids the command will look up that may well not exist
     future: Future = field(default_factory=Future)
+    waiter: asyncio.Future | None = None  # an event loop's caller (submit), answered by batch
 
 
 class GroupCommitWriter:
@@ -123,10 +125,18 @@ class GroupCommitWriter:
         `probe` names ids the command will look up that are likely absent (a new idempotency
         key, a first-time buyer): the writer checks them for the whole batch in one query.
         """
-        return await asyncio.wrap_future(self._enqueue(command, args, probe))
+        waiter = asyncio.get_running_loop().create_future()
+        self._enqueue(command, args, probe, waiter)
+        return await waiter
 
-    def _enqueue(self, command: Command, args: tuple, probe: tuple[UUID, ...] = ()) -> Future:
-        item = _Item(command, args, probe)
+    def _enqueue(
+        self,
+        command: Command,
+        args: tuple,
+        probe: tuple[UUID, ...] = (),
+        waiter: asyncio.Future | None = None,
+    ) -> Future:
+        item = _Item(command, args, probe, waiter=waiter)
         with self._accepting:
             if self._stopping:
                 raise WriterUnavailable("the writer is shutting down")
@@ -182,11 +192,10 @@ class GroupCommitWriter:
                     try:  # its commit may still have gone through: answer what really happened
                         self._finish(committing)
                     except Exception:
-                        for item in committing.batch:
-                            _settle(item, None, WriterUnavailable("the store did not answer"))
+                        lost = WriterUnavailable("the store did not answer")
+                        _settle_all((item, None, lost) for item in committing.batch)
                     committing = None
-                for item in batch:
-                    _settle(item, None, WriterUnavailable(str(exc)))
+                _settle_all((item, None, WriterUnavailable(str(exc))) for item in batch)
             finally:
                 self._absent = set()
             if self._stopping and self._queue.empty():
@@ -196,7 +205,7 @@ class GroupCommitWriter:
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if item is not None:
-                item.future.set_exception(WriterUnavailable("the writer stopped"))
+                _settle(item, None, WriterUnavailable("the writer stopped"))
 
     def _decide(self, batch: list[_Item]) -> _Job | None:
         """Run every command of a batch on the cached state; None if the batch must be replayed."""
@@ -241,8 +250,7 @@ class GroupCommitWriter:
         self._committed(recordings)
         self.stats["batches"] += 1
         self.stats["commands"] += len(job.batch)
-        for item, value, exc in job.outcomes:
-            _settle(item, value, exc)
+        _settle_all(job.outcomes)
         return True
 
     def _replay_one_by_one(self, batch: list[_Item]) -> None:
@@ -331,16 +339,39 @@ class GroupCommitWriter:
 
 
 def _settle(item: _Item, value: Any, exc: BaseException | None) -> None:
-    if item.future.done():
-        return
-    if isinstance(exc, DomainError):
-        # A refusal's traceback runs through the frame that decided the batch, whose locals
-        # hold every outcome of the batch, this exception included: a reference cycle per
-        # refusal, left to the collector. In a flash sale that is thousands a second, and
-        # young collections of 16-30 thousand objects that stall the event loop for 25-65 ms.
-        # A refusal needs no traceback (it becomes a 4xx answer).
-        exc = exc.with_traceback(None)
-    if exc is not None:
-        item.future.set_exception(exc)
-    else:
-        item.future.set_result(value)
+    _settle_all([(item, value, exc)])
+
+
+def _settle_all(outcomes: Iterable[tuple[_Item, Any, BaseException | None]]) -> None:
+    """Answer commands: a thread's through its future, an event loop's callers all in one call
+    on that loop. A future per command woke the loop once per claim (two callbacks each, to
+    copy the answer across), a few percent of a busy API process's event loop in a sale."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, Any]]] = {}
+    for item, value, exc in outcomes:
+        if isinstance(exc, DomainError):
+            # A refusal's traceback runs through the frame that decided the batch, whose locals
+            # hold every outcome of the batch, this exception included: a reference cycle per
+            # refusal, left to the collector. In a flash sale that is thousands a second, and
+            # young collections of 16-30 thousand objects that stall the event loop for 25-65
+            # ms. A refusal needs no traceback (it becomes a 4xx answer).
+            exc = exc.with_traceback(None)
+        if item.waiter is not None:
+            by_loop.setdefault(item.waiter.get_loop(), []).append((item.waiter, value, exc))
+        elif not item.future.done():
+            if exc is not None:
+                item.future.set_exception(exc)
+            else:
+                item.future.set_result(value)
+    for loop, answers in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # its loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(_answer, answers)
+
+
+def _answer(answers: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for waiter, value, exc in answers:
+        if waiter.done():  # cancelled, or answered already (a batch failing late)
+            continue
+        if exc is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(value)

@@ -1,0 +1,127 @@
+"""GroupCommitWriter's event-loop callers: each gets its own answer, a batch's in one loop call.
+
+The API's claims await the writer from the event loop. A batch of hundreds of claims used to
+wake the loop once per claim (two callbacks each); now the batch's answers arrive together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import pytest
+
+from commerce.application import Commerce
+from commerce.domain.errors import OutOfStock
+from commerce.platform.groupcommit import GroupCommitWriter
+from commerce.platform.unit_of_work import UnitOfWork
+from tests.unit.test_groupcommit import CFG, popo_app, reserve_one, stock_of, stored
+
+
+@pytest.fixture
+def app() -> Commerce:
+    return popo_app()
+
+
+@pytest.fixture
+def writer(app: Commerce) -> Iterator[GroupCommitWriter]:
+    writer = GroupCommitWriter(app).start()
+    yield writer
+    writer.stop()
+
+
+class Gate:
+    """A command that holds the writer thread until opened, so that what follows queues."""
+
+    def __init__(self) -> None:
+        self.entered, self.opened = threading.Event(), threading.Event()
+
+    def __call__(self, uow: UnitOfWork, cfg: object) -> None:
+        self.entered.set()
+        assert self.opened.wait(10)
+
+
+async def queued_behind(writer: GroupCommitWriter, gate: Gate, count: int) -> None:
+    while writer._queue.qsize() < count:
+        await asyncio.sleep(0.001)
+
+
+def counting_wakeups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many answers each cross-thread call on this loop carried."""
+    loop = asyncio.get_running_loop()
+    calls: list[int] = []
+    original = loop.call_soon_threadsafe
+
+    def counted(callback, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(len(args[0]) if args and isinstance(args[0], list) else 1)
+        return original(callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+    return calls
+
+
+async def test_claims_awaiting_one_batch_each_get_their_own_answer_in_one_wakeup(
+    app: Commerce, writer: GroupCommitWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stock_id = stock_of(writer, 10)
+    wakeups = counting_wakeups(monkeypatch)
+    gate = Gate()
+    held = asyncio.ensure_future(writer.submit(gate, CFG))
+    await asyncio.to_thread(gate.entered.wait, 5)
+    rids = [uuid4() for _ in range(20)]
+    claims = [asyncio.ensure_future(writer.submit(reserve_one, CFG, stock_id, r)) for r in rids]
+    await queued_behind(writer, gate, len(rids))
+    assert not any(c.done() for c in claims)  # nobody is answered before the commit
+
+    gate.opened.set()
+    await held
+    answers = await asyncio.gather(*claims, return_exceptions=True)
+
+    won = [a for a in answers if isinstance(a, UUID)]
+    assert won == rids[:10]  # each caller its own reservation, in the order they queued
+    assert all(isinstance(a, OutOfStock) for a in answers[10:])
+    assert set(stored(app, stock_id).reservations) == set(won)
+    assert wakeups[-1] == 20  # the batch's twenty answers crossed to the loop in one call
+
+
+async def test_a_caller_that_gave_up_does_not_disturb_the_others_in_its_batch(
+    app: Commerce, writer: GroupCommitWriter
+) -> None:
+    stock_id = stock_of(writer, 10)
+    gate = Gate()
+    held = asyncio.ensure_future(writer.submit(gate, CFG))
+    await asyncio.to_thread(gate.entered.wait, 5)
+    impatient_id, patient_id = uuid4(), uuid4()
+    impatient = asyncio.ensure_future(writer.submit(reserve_one, CFG, stock_id, impatient_id))
+    patient = asyncio.ensure_future(writer.submit(reserve_one, CFG, stock_id, patient_id))
+    await queued_behind(writer, gate, 2)
+    impatient.cancel()
+
+    gate.opened.set()
+    await held
+
+    assert await patient == patient_id
+    assert impatient.cancelled()
+    # the command had been queued: it ran, as a claim whose buyer hung up still counts
+    assert set(stored(app, stock_id).reservations) == {impatient_id, patient_id}
+
+
+async def test_a_thread_and_the_event_loop_share_a_batch(
+    app: Commerce, writer: GroupCommitWriter
+) -> None:
+    stock_id = stock_of(writer, 10)
+    gate = Gate()
+    held = asyncio.ensure_future(writer.submit(gate, CFG))
+    await asyncio.to_thread(gate.entered.wait, 5)
+    from_loop = asyncio.ensure_future(writer.submit(reserve_one, CFG, stock_id, uuid4()))
+    from_thread = asyncio.ensure_future(
+        asyncio.to_thread(writer.execute, reserve_one, CFG, stock_id, uuid4())
+    )
+    await queued_behind(writer, gate, 2)
+
+    gate.opened.set()
+    await held
+
+    assert {await from_loop, await from_thread} == set(stored(app, stock_id).reservations)
