@@ -30,19 +30,20 @@ class IdentityVault:
     def __init__(self, store: Any, secret_key: bytes) -> None:
         self.store = store
         self._aead = AESGCM(hashlib.sha256(b"customs-identity-vault:" + secret_key).digest())
-        self._queue: queue.SimpleQueue[tuple[tuple[str, str], Future]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[tuple[UUID, str, str], Future]] = queue.SimpleQueue()
         self._flusher: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def put_soon(self, order_id: UUID, name: str, resident_id: str) -> Future:
-        """Seal now, store with the next batch: one commit for every identity waiting, as the
-        event writer does for orders (a commit per order cost a third of order throughput)."""
+        """Store with the next batch: one commit for every identity waiting, as the event writer
+        does for orders (a commit per order cost a third of order throughput). Sealed there
+        too, not on the caller's event loop, which a sale's claims keep busy."""
         with self._start_lock:
             if self._flusher is None:
                 self._flusher = threading.Thread(target=self._flush, name="vault", daemon=True)
                 self._flusher.start()
         done: Future = Future()
-        self._queue.put(((str(order_id), self._seal(order_id, name, resident_id)), done))
+        self._queue.put(((order_id, name, resident_id), done))
         return done
 
     def _flush(self) -> None:
@@ -54,7 +55,7 @@ class IdentityVault:
                 except queue.Empty:
                     break
             try:
-                self._insert([row for row, _ in batch])
+                self._insert([(str(o), self._seal(o, name, rid)) for (o, name, rid), _ in batch])
             except Exception as exc:
                 log.warning("customs identity vault: %s identities not stored (%s)", len(batch),
                             type(exc).__name__)  # fmt: skip
