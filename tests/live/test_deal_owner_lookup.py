@@ -123,3 +123,14 @@ async def test_one_claim_giving_up_does_not_cancel_the_look_the_others_wait_for(
 
     assert await patient == OWNER_URL
     assert impatient.cancelled()
+
+
+async def test_the_rooms_sweep_learns_the_owner_once_even_when_it_cannot_reach_it() -> None:
+    ownership = CountingOwnership(free=False)  # OWNER_URL: nothing listens there
+    engine, _ = engine_with(ownership)
+    deal = uuid4()
+
+    await engine.meet_owner(deal)  # the owner is unreachable: no error, the claims will retry
+    await engine.meet_owner(deal)  # the next sweep: remembered, not asked again
+    assert ownership.asked == {"acquire": 1, "owner_url": 1}
+    await engine.aclose()
