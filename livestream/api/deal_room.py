@@ -139,7 +139,7 @@ class DealRoom:
         self.engine.knowledge.forget_ended(self.engine.clock())
         for deal_id in self.open_deals():
             if not await self.engine.acquire(deal_id):
-                await self.engine.meet_owner(deal_id)
+                self.engine.meet_owner_soon(deal_id)
                 continue
             try:
                 result = await self.engine.local(deal_id, "tick", {})

@@ -97,6 +97,7 @@ class DealEngine:
         self._learning: set[UUID] = set()
         self._acquiring: dict[UUID, asyncio.Future] = {}  # one take-over per deal at a time
         self._finding: dict[UUID, asyncio.Future] = {}  # one owner look-up per deal at a time
+        self._meeting: dict[UUID, asyncio.Task] = {}  # owners being met in the background
 
     # -- running a command ---------------------------------------------------------------------
     async def run(self, deal_id: UUID, op: str, **args: Any) -> dict[str, Any]:
@@ -160,9 +161,18 @@ class DealEngine:
             self._remember_owner(deal_id, url)
         return url
 
+    def meet_owner_soon(self, deal_id: UUID) -> None:
+        """`meet_owner` in the background, once at a time per deal: the room's sweep, which
+        calls it, also records lapses and closes deals, and an owner that accepts connections
+        but does not answer (stopped, overloaded) would hold it for the channel's open timeout."""
+        if deal_id not in self._meeting:
+            task = asyncio.create_task(self.meet_owner(deal_id))
+            self._meeting[deal_id] = task
+            task.add_done_callback(lambda _: self._meeting.pop(deal_id, None))
+
     async def meet_owner(self, deal_id: UUID) -> None:
-        """Before a deal's sale (from the room's sweep): know who owns it and have the channel
-        to it open, so that the first claims are not the ones to find out."""
+        """Before a deal's sale: know who owns it and have the channel to it open, so that
+        the first claims are not the ones to find out."""
         url = self._owners.get(deal_id) or await self.find_owner(deal_id)
         if url is not None:
             with contextlib.suppress(ChannelLost):
@@ -298,5 +308,9 @@ class DealEngine:
             await channel.aclose()
 
     async def aclose(self) -> None:
+        meeting = list(self._meeting.values())
+        for task in meeting:
+            task.cancel()
+        await asyncio.gather(*meeting, return_exceptions=True)
         await self.close_channels()
         await sync_to_thread(self.ownership.close)

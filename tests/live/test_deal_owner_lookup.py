@@ -134,3 +134,29 @@ async def test_the_rooms_sweep_learns_the_owner_once_even_when_it_cannot_reach_i
     await engine.meet_owner(deal)  # the next sweep: remembered, not asked again
     assert ownership.asked == {"acquire": 1, "owner_url": 1}
     await engine.aclose()
+
+
+async def test_an_owner_that_accepts_but_never_answers_does_not_hold_up_the_rooms_sweep() -> None:
+    hung_up = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hung_up.wait()  # a stopped owner: the kernel accepts, nobody answers
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    ownership = CountingOwnership(free=False, url=f"http://127.0.0.1:{port}")
+    engine, _ = engine_with(ownership)
+    deal = uuid4()
+    try:
+        started = time.monotonic()
+        engine.meet_owner_soon(deal)
+        engine.meet_owner_soon(deal)  # the next sweep, while the first is still waiting
+        assert time.monotonic() - started < 0.05
+        await asyncio.sleep(0.2)
+        assert ownership.asked == {"acquire": 1, "owner_url": 1}  # one meeting, not two
+    finally:
+        await engine.aclose()  # gives up the meeting under way
+        hung_up.set()
+        server.close()
+        await server.wait_closed()
