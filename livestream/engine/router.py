@@ -168,7 +168,12 @@ class DealEngine:
         if deal_id not in self._meeting:
             task = asyncio.create_task(self.meet_owner(deal_id))
             self._meeting[deal_id] = task
-            task.add_done_callback(lambda _: self._meeting.pop(deal_id, None))
+            task.add_done_callback(lambda done: self._met(deal_id, done))
+
+    def _met(self, deal_id: UUID, task: asyncio.Task) -> None:
+        self._meeting.pop(deal_id, None)
+        if not task.cancelled() and task.exception() is not None:  # claims will ask again
+            log.warning("could not meet the owner of deal %s: %r", deal_id, task.exception())
 
     async def meet_owner(self, deal_id: UUID) -> None:
         """Before a deal's sale: know who owns it and have the channel to it open, so that
