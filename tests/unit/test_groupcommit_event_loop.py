@@ -13,7 +13,6 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from commerce.application import Commerce
 from commerce.domain.errors import OutOfStock
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.platform.unit_of_work import UnitOfWork
@@ -21,15 +20,10 @@ from tests.unit.test_groupcommit import CFG, popo_app, reserve_one, stock_of, st
 
 
 @pytest.fixture
-def app() -> Commerce:
-    return popo_app()
-
-
-@pytest.fixture
-def writer(app: Commerce) -> Iterator[GroupCommitWriter]:
-    writer = GroupCommitWriter(app).start()
-    yield writer
-    writer.stop()
+def writer() -> Iterator[GroupCommitWriter]:
+    started = GroupCommitWriter(popo_app()).start()
+    yield started
+    started.stop()
 
 
 class Gate:
@@ -43,9 +37,22 @@ class Gate:
         assert self.opened.wait(10)
 
 
-async def queued_behind(writer: GroupCommitWriter, gate: Gate, count: int) -> None:
+async def held(writer: GroupCommitWriter) -> tuple[Gate, asyncio.Future]:
+    """The writer held inside a gate command: what is submitted next queues behind it."""
+    gate = Gate()
+    holding = asyncio.ensure_future(writer.submit(gate, CFG))
+    await asyncio.to_thread(gate.entered.wait, 5)
+    return gate, holding
+
+
+async def queued_behind(writer: GroupCommitWriter, count: int) -> None:
     while writer._queue.qsize() < count:
         await asyncio.sleep(0.001)
+
+
+async def released(gate: Gate, holding: asyncio.Future) -> None:
+    gate.opened.set()
+    await holding
 
 
 def counting_wakeups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -63,65 +70,54 @@ def counting_wakeups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 async def test_claims_awaiting_one_batch_each_get_their_own_answer_in_one_wakeup(
-    app: Commerce, writer: GroupCommitWriter, monkeypatch: pytest.MonkeyPatch
+    writer: GroupCommitWriter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stock_id = stock_of(writer, 10)
     wakeups = counting_wakeups(monkeypatch)
-    gate = Gate()
-    held = asyncio.ensure_future(writer.submit(gate, CFG))
-    await asyncio.to_thread(gate.entered.wait, 5)
+    gate, holding = await held(writer)
     rids = [uuid4() for _ in range(20)]
     claims = [asyncio.ensure_future(writer.submit(reserve_one, CFG, stock_id, r)) for r in rids]
-    await queued_behind(writer, gate, len(rids))
+    await queued_behind(writer, len(rids))
     assert not any(c.done() for c in claims)  # nobody is answered before the commit
 
-    gate.opened.set()
-    await held
+    await released(gate, holding)
     answers = await asyncio.gather(*claims, return_exceptions=True)
 
     won = [a for a in answers if isinstance(a, UUID)]
     assert won == rids[:10]  # each caller its own reservation, in the order they queued
     assert all(isinstance(a, OutOfStock) for a in answers[10:])
-    assert set(stored(app, stock_id).reservations) == set(won)
+    assert set(stored(writer.app, stock_id).reservations) == set(won)
     assert wakeups[-1] == 20  # the batch's twenty answers crossed to the loop in one call
 
 
 async def test_a_caller_that_gave_up_does_not_disturb_the_others_in_its_batch(
-    app: Commerce, writer: GroupCommitWriter
+    writer: GroupCommitWriter,
 ) -> None:
     stock_id = stock_of(writer, 10)
-    gate = Gate()
-    held = asyncio.ensure_future(writer.submit(gate, CFG))
-    await asyncio.to_thread(gate.entered.wait, 5)
+    gate, holding = await held(writer)
     impatient_id, patient_id = uuid4(), uuid4()
     impatient = asyncio.ensure_future(writer.submit(reserve_one, CFG, stock_id, impatient_id))
     patient = asyncio.ensure_future(writer.submit(reserve_one, CFG, stock_id, patient_id))
-    await queued_behind(writer, gate, 2)
+    await queued_behind(writer, 2)
     impatient.cancel()
 
-    gate.opened.set()
-    await held
+    await released(gate, holding)
 
     assert await patient == patient_id
     assert impatient.cancelled()
     # the command had been queued: it ran, as a claim whose buyer hung up still counts
-    assert set(stored(app, stock_id).reservations) == {impatient_id, patient_id}
+    assert set(stored(writer.app, stock_id).reservations) == {impatient_id, patient_id}
 
 
-async def test_a_thread_and_the_event_loop_share_a_batch(
-    app: Commerce, writer: GroupCommitWriter
-) -> None:
+async def test_a_thread_and_the_event_loop_share_a_batch(writer: GroupCommitWriter) -> None:
     stock_id = stock_of(writer, 10)
-    gate = Gate()
-    held = asyncio.ensure_future(writer.submit(gate, CFG))
-    await asyncio.to_thread(gate.entered.wait, 5)
+    gate, holding = await held(writer)
     from_loop = asyncio.ensure_future(writer.submit(reserve_one, CFG, stock_id, uuid4()))
     from_thread = asyncio.ensure_future(
         asyncio.to_thread(writer.execute, reserve_one, CFG, stock_id, uuid4())
     )
-    await queued_behind(writer, gate, 2)
+    await queued_behind(writer, 2)
 
-    gate.opened.set()
-    await held
+    await released(gate, holding)
 
-    assert {await from_loop, await from_thread} == set(stored(app, stock_id).reservations)
+    assert {await from_loop, await from_thread} == set(stored(writer.app, stock_id).reservations)
