@@ -127,7 +127,12 @@ class GroupCommitWriter:
         """
         waiter = asyncio.get_running_loop().create_future()
         self._enqueue(command, args, probe, waiter)
-        return await waiter
+        try:
+            return await waiter
+        finally:
+            # A refusal raised here would hold this frame, which holds the future, which holds
+            # the refusal: a reference cycle per refused claim, left to the collector (_settle).
+            del waiter
 
     def _enqueue(
         self,
