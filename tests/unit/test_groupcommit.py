@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,6 +128,23 @@ def in_one_batch(writer: GroupCommitWriter, calls: list[tuple[Callable, tuple]])
         return [outcome(f) for f in futures]
 
 
+@contextmanager
+def collector_off() -> Iterator[list[Any]]:
+    """The cycle collector off for the block; the list gets what it would have had to free."""
+    found: list[Any] = []
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage, not freed
+    try:
+        yield found
+        gc.collect()
+        found.extend(gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
 def stored(app: Commerce, stock_id: UUID) -> Stock:
     return app.repository.get(stock_id)
 
@@ -233,10 +251,7 @@ def test_refusals_are_freed_without_the_cycle_collector(writer: GroupCommitWrite
     for 25-65 ms; each must be freed as soon as its caller drops it."""
     stock_id = stock_of(writer, 1)
     writer.execute(reserve_one, CFG, stock_id, uuid4())  # sold out from here on
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage, not freed
-    try:
+    with collector_off() as cyclic:
         with ThreadPoolExecutor(max_workers=4) as pool:
             calls = [
                 pool.submit(writer.execute, reserve_one, CFG, stock_id, uuid4()) for _ in range(20)
@@ -245,13 +260,7 @@ def test_refusals_are_freed_without_the_cycle_collector(writer: GroupCommitWrite
         assert all(isinstance(r, OutOfStock) for r in refusals)
         del calls, refusals
         writer.execute(on_hand, CFG, stock_id)  # the writer thread moves on to another batch
-        gc.collect()
-        cyclic = [o for o in gc.garbage if isinstance(o, OutOfStock)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert cyclic == []
+    assert [o for o in cyclic if isinstance(o, OutOfStock)] == []
 
 
 def test_a_command_refused_after_changing_state_leaves_no_trace(

@@ -7,7 +7,6 @@ wake the loop once per claim (two callbacks each); now the batch's answers arriv
 from __future__ import annotations
 
 import asyncio
-import gc
 import threading
 from collections.abc import Iterator
 from uuid import UUID, uuid4
@@ -17,7 +16,15 @@ import pytest
 from commerce.domain.errors import OutOfStock
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.platform.unit_of_work import UnitOfWork
-from tests.unit.test_groupcommit import CFG, on_hand, popo_app, reserve_one, stock_of, stored
+from tests.unit.test_groupcommit import (
+    CFG,
+    collector_off,
+    on_hand,
+    popo_app,
+    reserve_one,
+    stock_of,
+    stored,
+)
 
 
 @pytest.fixture
@@ -132,18 +139,9 @@ async def test_refusals_awaited_on_the_event_loop_are_freed_without_the_cycle_co
     event loop (23 ms for 511 refused claims at one sale's start)."""
     stock_id = stock_of(writer, 1)
     await writer.submit(reserve_one, CFG, stock_id, uuid4())  # sold out from here on
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)  # what the collector finds is kept in gc.garbage, not freed
-    try:
+    with collector_off() as cyclic:
         for _ in range(20):
             with pytest.raises(OutOfStock):
                 await writer.submit(reserve_one, CFG, stock_id, uuid4())
         await writer.submit(on_hand, CFG, stock_id)  # the writer moves on to another batch
-        gc.collect()
-        cyclic = [o for o in gc.garbage if isinstance(o, OutOfStock)]
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
-    assert cyclic == []
+    assert [o for o in cyclic if isinstance(o, OutOfStock)] == []
