@@ -1,7 +1,8 @@
 """From one database URL to eventsourcing's environment, for any context's Application.
 
 SQLite (the embedded default) keeps each Application in its own file under the var directory;
-PostgreSQL keeps each in its own `<name>_events` table, so each context has its own write lock.
+PostgreSQL keeps each in its own `<name>_events` table, so each context has its own write lock,
+and appends a save's events in one call (commerce.platform.pg_append).
 Runtime processes never create tables (9.5's startup race, research/eventsourcing.md §2.5):
 `redcart migrate` does, once.
 """
@@ -50,4 +51,5 @@ def event_store_env(
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "5",
+        "APPLICATION_RECORDER_TOPIC": "commerce.platform.pg_append:AppendingRecorder",
     }
