@@ -32,7 +32,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from commerce.domain.errors import DomainError
-from commerce.platform.existence import existing_ids
+from commerce.platform.existence import newest_and_existing
 from commerce.platform.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,7 @@ class GroupCommitWriter:
                 break
             batch = self._next_batch(first)
             try:
-                self._forget_changes_by_others()
-                self._probe(batch)
+                self._look_before(batch)
                 job = self._decide(batch)
                 if committing is not None:
                     ok = self._finish(committing, then_evict=job.touched if job else {})
@@ -292,11 +291,13 @@ class GroupCommitWriter:
             self.on_commit()
 
     # -- the cache -----------------------------------------------------------------------------
-    def _probe(self, batch: list[_Item]) -> None:
+    def _look_before(self, batch: list[_Item]) -> None:
+        """One look at the store before deciding a batch: which cached aggregates others have
+        changed since, and which of the ids the batch will look up have no events yet."""
         wanted = {i for item in batch for i in item.probe if i not in self._cache}
-        if wanted:
-            found = existing_ids(self.app.recorder, wanted)
-            self._absent = wanted - found if found is not None else set()
+        newest, found = newest_and_existing(self.app.recorder, wanted)
+        self._absent = wanted - found if found is not None else set()
+        self._forget_changes_by_others(newest)
 
     def _load(self, aggregate_id: UUID) -> Aggregate | None:
         aggregate = self._cache.get(aggregate_id)
@@ -326,10 +327,11 @@ class GroupCommitWriter:
         for aggregate_id in aggregates:
             self._cache.pop(aggregate_id, None)
 
-    def _forget_changes_by_others(self) -> None:
+    def _forget_changes_by_others(self, newest: int | None = None) -> None:
         """Drop cached aggregates that another process has moved past our cached version."""
         recorder = self.app.recorder
-        newest = recorder.max_notification_id() or 0
+        if newest is None:
+            newest = recorder.max_notification_id() or 0
         while self._seen_up_to < newest:
             notes = recorder.select_notifications(
                 self._seen_up_to, limit=1000, stop=newest, inclusive_of_start=False

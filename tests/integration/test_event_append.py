@@ -1,5 +1,6 @@
-"""Saving on PostgreSQL in one call (commerce.platform.pg_append): the guarantees of
-eventsourcing's own save kept."""
+"""Saving on PostgreSQL in one call (commerce.platform.pg_append), and the writer's one look
+before a batch (commerce.platform.existence): the guarantees of eventsourcing's own save kept.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 
 from commerce.platform import pg_append
 from commerce.platform.eventstore import event_store_env
+from commerce.platform.existence import newest_and_existing
 
 pytestmark = pytest.mark.postgres
 
@@ -148,3 +150,22 @@ def test_a_database_migrated_before_the_function_saves_the_library_way(app, post
     assert app.repository.get(second.id).version == 1
     warnings = [r for r in caplog.records if "redcart migrate" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_one_look_tells_the_newest_notification_and_which_ids_exist(app, tmp_path):
+    saved = Basket()
+    recordings = app.save(saved)
+    absent = uuid4()
+    newest, found = newest_and_existing(app.recorder, {saved.id, absent})
+    assert newest == recordings[-1].notification.id
+    assert found == {saved.id}
+    sqlite = baskets(None, tmp_path / "sqlite", create_table=True)
+    try:
+        on_sqlite = Basket()
+        ids = sqlite.save(on_sqlite)
+        assert newest_and_existing(sqlite.recorder, {on_sqlite.id, absent}) == (
+            ids[-1].notification.id,
+            {on_sqlite.id},
+        )
+    finally:
+        sqlite.close()
