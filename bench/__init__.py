@@ -41,11 +41,18 @@ def _deal_writer(**kwargs: object) -> dict:
     return run(**kwargs)  # type: ignore[arg-type]
 
 
+def _event_append(**kwargs: object) -> dict:
+    from bench.event_append import run
+
+    return run(**kwargs)  # type: ignore[arg-type]
+
+
 REGISTRY: dict[str, Callable[..., dict]] = {
     "orders": _orders,
     "fanout": _fanout,
     "flash-deal": _flash_deal,
     "deal-writer": _deal_writer,
+    "event-append": _event_append,
     "projections": _projections,
     "reads": _reads,
 }
