@@ -89,7 +89,8 @@ class AppendingRecorder(PostgresApplicationRecorder):
         if ids is None:  # the function is missing: this database predates it
             self.appends_in_one_call = False
             log.warning(
-                "%s has no append function; saving the slower way until `redcart migrate`",
+                "%s has no append function: saving the slower way "
+                "(run `redcart migrate`, then restart)",
                 self.events_table_name,
             )
             return super().insert_events(stored_events, **kwargs)
