@@ -71,7 +71,10 @@ def figures_of(
     )
     handled = len(won) + len(refused)
     finished_s = max((r[DUE] + r[LATENCY] for r in rows), default=0.0) / 1000.0
-    attempts_per_s = handled / max(seconds, finished_s)
+    # Over the window the attempts arrive in, as load tools count completed requests per
+    # second of the test: dividing by the last answer's time put a run that answered all of
+    # its 30,000 attempts by 10.001 s at 2,999.7/s. Lateness is the latency figures' to judge.
+    attempts_per_s = handled / seconds
     last_win_ms = max((r[DUE] + r[LATENCY] for r in won), default=None)
     sold_out = [r[DUE] + r[LATENCY] for r in refused if r[CODE] == "out_of_stock"]
 
