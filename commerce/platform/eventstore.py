@@ -12,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from commerce.platform import pg_append
+
 
 def is_postgres(database_url: str | None) -> bool:
     return bool(database_url) and urlsplit(database_url).scheme in ("postgres", "postgresql")
@@ -51,5 +53,5 @@ def event_store_env(
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "5",
-        "APPLICATION_RECORDER_TOPIC": "commerce.platform.pg_append:AppendingRecorder",
+        "APPLICATION_RECORDER_TOPIC": pg_append.TOPIC,
     }

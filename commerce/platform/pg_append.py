@@ -5,9 +5,9 @@ TABLE, NOTIFY, the INSERTs, a sync, COMMIT), and the saving thread waits on the 
 times per save. Each wait gives up the GIL; in a busy API process the thread gets it back only
 when the event loop's thread is made to yield, after `sys.getswitchinterval()` (5 ms). So a
 flash sale's group commit, whose saves are few and large, spent most of each save waiting for
-the GIL, not for PostgreSQL. Measured beside a thread that holds the GIL (BENCHMARKS.md, flash
-deal, stop 18): a batch of 20 events took 44 ms through the pipeline and 11 ms as one call
-(idle: 2.6 and 1.0 ms).
+the GIL, not for PostgreSQL. Beside a thread that holds the GIL (`redcart bench event-append`,
+BENCHMARKS.md) a batch of 20 claims' events took 47 ms through the pipeline and 13 ms as one
+call (idle: 4.0 and 2.6 ms).
 
 The function does what the library's transaction does, in the same order: the lock timeout,
 the table lock in EXCLUSIVE mode (so insert order is commit order and readers tailing the
