@@ -12,13 +12,14 @@ not two. In a busy API process each round trip is also a wait for the GIL (pg_ap
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from uuid import UUID
 
 from eventsourcing.persistence import ApplicationRecorder, Recorder
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 _GLANCE = (
     "SELECT (SELECT max(notification_id) FROM {schema}.{table}) AS newest, ARRAY("
@@ -27,43 +28,38 @@ _GLANCE = (
 )
 
 
+@functools.cache
+def _glance(schema: str, table: str) -> Composed:
+    return SQL(_GLANCE).format(schema=Identifier(schema), table=Identifier(table))
+
+
 def newest_and_existing(
     recorder: ApplicationRecorder, ids: Collection[UUID]
 ) -> tuple[int, set[UUID] | None]:
     """The newest notification id, and which of `ids` have events (None: unknown here)."""
     if isinstance(recorder, PostgresAggregateRecorder):
-        datastore, table = recorder.datastore, recorder.events_table_name
-        statement = SQL(_GLANCE).format(
-            schema=Identifier(datastore.schema), table=Identifier(table)
-        )
+        datastore = recorder.datastore
+        statement = _glance(datastore.schema, recorder.events_table_name)
         with datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(statement, (list(ids),), prepare=True)
             row = curs.fetchone()
         assert row is not None
         return row["newest"] or 0, {UUID(str(i)) for i in row["found"]}
-    return recorder.max_notification_id() or 0, existing_ids(recorder, ids)
+    return recorder.max_notification_id() or 0, _existing_on_sqlite(recorder, ids)
 
 
-def existing_ids(recorder: Recorder, ids: Collection[UUID]) -> set[UUID] | None:
+def _existing_on_sqlite(recorder: Recorder, ids: Collection[UUID]) -> set[UUID] | None:
     """The ids that have events; None when this store is not one we know how to ask."""
     if not ids:
         return set()
-    if isinstance(recorder, PostgresAggregateRecorder):
-        datastore, table = recorder.datastore, recorder.events_table_name
-        statement = SQL(
-            "SELECT DISTINCT originator_id FROM {schema}.{table} WHERE originator_id = ANY(%s)"
-        ).format(schema=Identifier(datastore.schema), table=Identifier(table))
-        with datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(statement, (list(ids),))
-            return {UUID(str(row["originator_id"])) for row in curs.fetchall()}
-    if isinstance(recorder, SQLiteAggregateRecorder):
-        datastore, table = recorder.datastore, recorder.events_table_name
-        marks = ",".join("?" * len(ids))
-        statement = f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id IN ({marks})"  # noqa: S608
-        with datastore.transaction(commit=False) as curs:
-            curs.execute(statement, [i.hex for i in ids])
-            return {
-                UUID(row[0] if isinstance(row, tuple) else row["originator_id"])
-                for row in curs.fetchall()
-            }
-    return None
+    if not isinstance(recorder, SQLiteAggregateRecorder):
+        return None
+    marks = ",".join("?" * len(ids))
+    table = recorder.events_table_name
+    statement = f"SELECT DISTINCT originator_id FROM {table} WHERE originator_id IN ({marks})"  # noqa: S608
+    with recorder.datastore.transaction(commit=False) as curs:
+        curs.execute(statement, [i.hex for i in ids])
+        return {
+            UUID(row[0] if isinstance(row, tuple) else row["originator_id"])
+            for row in curs.fetchall()
+        }
