@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID, uuid4
 
 from commerce import representations
@@ -247,9 +247,14 @@ def uses_of(uow: UnitOfWork, coupon: CouponTerms) -> CouponUses:
     return uses  # type: ignore[return-value]
 
 
+def china_today(cfg: CommerceConfig) -> date:
+    """The day in China, by which a resident ID is checked (an age, a birth date not to come)."""
+    return cfg.clock().astimezone(CHINA).date()
+
+
 def identify(cfg: CommerceConfig, name: str, resident_id: str) -> BuyerIdentity:
     """Check the buyer's real-name identity; only its masked forms and peppered hash go on."""
-    today = cfg.clock().astimezone(CHINA).date()
+    today = china_today(cfg)
     try:
         return BuyerIdentity.from_clear(name, resident_id, cfg.identity_pepper, today=today)
     except (InvalidResidentId, InvalidName) as exc:

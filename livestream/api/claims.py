@@ -12,6 +12,7 @@ second (BENCHMARKS.md, flash deal).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -34,6 +35,8 @@ from commerce.services.idempotency import Answer, Idempotency
 from livestream.api.runtime import LivestreamRuntime
 
 MAX_CLAIMS_IN_FLIGHT = 256  # per process: about what one process commits in a second
+MAX_CHECKED_REMEMBERED = 20_000  # claim bodies whose checks passed (checked_once); ~5 MB
+_encode = msgspec.json.Encoder().encode
 
 
 class ClaimDeal(msgspec.Struct, forbid_unknown_fields=True):
@@ -53,6 +56,28 @@ def checked(data: ClaimDeal, live: LivestreamRuntime) -> tuple[BuyerIdentity, di
     return identity, address
 
 
+def checked_once(data: ClaimDeal, live: LivestreamRuntime) -> tuple[BuyerIdentity, dict]:
+    """`checked`, remembered for a claim body already seen today.
+
+    In a sale a buyer sends the same body again and again, each time with a new key, and
+    usually the same body to each deal of a session. Its checks (the resident ID's check digit
+    and its peppered hash, the address's fields) were a sixth of a claim's time on the event
+    loop in a sale (BENCHMARKS.md, flash deal). The memo is keyed by a hash of the body as
+    decoded, never the clear identity, and by the day in China, on which a resident ID's
+    checks depend. Refusals are not remembered: they are checked again each time."""
+    memo = live.checked_claims
+    digest = hashlib.blake2b(_encode(data), digest_size=16).digest()
+    key = (digest, ordering.china_today(live.commerce.cfg))
+    found = memo.get(key)
+    if found is None:
+        found = checked(data, live)
+        if len(memo) >= MAX_CHECKED_REMEMBERED:
+            memo.clear()
+        memo[key] = found
+    identity, address = found
+    return identity, dict(address)
+
+
 async def claim(
     live: LivestreamRuntime,
     principal: Principal,
@@ -62,7 +87,7 @@ async def claim(
 ) -> Answer:
     """The claim as committed (201), or as first committed for a retried key."""
     did = path_uuid(deal_id, "deal")
-    identity, address = checked(data, live)
+    identity, address = checked_once(data, live)
     # What the deal's owner already knows it would refuse (sold out, the buyer at the limit) is
     # refused at once, and never shed: only claims that need the writer count against the cap.
     claim_id = idempotency.resource_id("claim")
