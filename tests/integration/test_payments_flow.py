@@ -354,9 +354,16 @@ def test_a_lost_identity_is_confirmed_again_by_the_buyer(api_server, sandboxes) 
     api = api_server()
     shop = Shop(api.url)
     order, _ = shop.paid_order("wechatpay")
-    time.sleep(0.2)  # the vault batch that holds this order's identity has been written
-    with sqlite3.connect(var / "views.db") as db:  # as if a crash had lost it
-        db.execute("DELETE FROM customs_identity WHERE order_id = ?", (order["id"],))
+    deadline = time.monotonic() + 10  # until the vault batch holding the identity is written
+    db = sqlite3.connect(var / "views.db", isolation_level=None)  # autocommit: holds no lock
+    try:  # then lose it, as a crash could
+        while not db.execute(
+            "DELETE FROM customs_identity WHERE order_id = ?", (order["id"],)
+        ).rowcount:
+            assert time.monotonic() < deadline, "the identity was never stored"
+            time.sleep(0.05)
+    finally:
+        db.close()
     path = f"{api.url}/orders/{order['id']}/customs/declaration"
     lost = httpx.post(path, json=customs_body(), headers=shop.merchant(), timeout=30)
     assert lost.status_code == 409
