@@ -172,6 +172,7 @@ def drive(
         "cpu": (cpu0, cpu1, {k: round(v, 2) for k, v in side_cores.items()}),
         "stats": (stats0, stats1),
         "profile": profile,
+        "phase_start": main0,  # time.monotonic() of the measured phase's due time 0
     }
 
 

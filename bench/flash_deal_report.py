@@ -48,6 +48,25 @@ def _buckets(
     return out
 
 
+def _loop_lag(
+    samples: list[list[float]],
+    phase_start: float | None,
+    seconds: float,
+    sale_start: list[dict[str, Any]],
+) -> dict[str, Any] | None:
+    """How late the API's event loop woke a task sleeping 10 ms, over the measured window, and
+    the worst in each of the sale's first 100 ms steps (`loop_lag_max_ms`, added to them).
+    With several API processes, the lag of the one that answered /__bench/stats."""
+    if not samples or phase_start is None:
+        return None
+    window = [lag for at, lag in samples if 0 <= at - phase_start < seconds]
+    for step in sale_start:  # the worst wait of any sleep that overlaps the step
+        begin = phase_start + step["from_ms"] / 1000.0
+        lags = [lag for at, lag in samples if at < begin + 0.1 and at + 0.01 + lag / 1e3 > begin]
+        step["loop_lag_max_ms"] = round(max(lags), 1) if lags else None
+    return _pcts(window)
+
+
 def figures_of(
     settings: dict[str, Any],
     http: dict[str, Any],
@@ -85,6 +104,7 @@ def figures_of(
 
     cpu0, cpu1, side = http["cpu"]
     stats0, stats1 = http["stats"]
+    loop_lag = _loop_lag(stats1.get("loop_lag", []), http.get("phase_start"), seconds, sale_start)
     names = {int(k): v for k, v in stats1.get("threads", {}).items()}
     cpu = _cpu_breakdown(cpu0, cpu1, names)
     cpu.update(side)
@@ -146,6 +166,7 @@ def figures_of(
         "won_per_s_until_sold_out": won_per_s_until_sold_out,
         "timeline": timeline,
         "sale_start_100ms": sale_start,
+        "loop_lag_ms": loop_lag,
         "checks": checks,
         "warmup": {
             "seconds": settings["warmup_s"],
@@ -227,6 +248,13 @@ def print_summary(console: Any, f: dict[str, Any]) -> None:
         f"max {ms(lat['max'])}; winners: p50 {ms(won_lat['p50'])} p99 {ms(won_lat['p99'])} "
         f"max {ms(won_lat['max'])}; last win at {ms(f['last_win_ms'])} ms"
     )
+    if f.get("loop_lag_ms"):
+        loop = f["loop_lag_ms"]
+        console.print(
+            f"  event loop late (10 ms sleeps), ms: p50 {ms(loop['p50'])} p99 {ms(loop['p99'])} "
+            f"max {ms(loop['max'])}; worst per 100 ms of the sale's start: "
+            f"{[s.get('loop_lag_max_ms') for s in f['sale_start_100ms'][:10]]}"
+        )
     console.print(
         f"  server CPU {f['server_cpu_s']} s ({f['server_cpu_ms_per_attempt']} ms/attempt); "
         f"cores: {f['cpu_cores_used']}"

@@ -1,17 +1,21 @@
 """The API server of `redcart bench flash-deal`: the real app in its own uvicorn process.
 
 `instrumented_app` is a uvicorn --factory target: exactly redcart.asgi's create_app(), behind a
-pass-through ASGI wrapper adding /__bench/stats (both writers' batch counters and which thread
-is which, for the CPU split). With REDCART_BENCH_PROFILE=1 every thread of the server runs
-under its own cProfile; /__bench/profile/mark and /__bench/profile/dump?dir=… take the
-difference between two moments (the measured window), write one .prof file per thread and
-answer the top functions by own time: CPU time of the thread, or with
-REDCART_BENCH_PROFILE_CLOCK=wall wall-clock time (waits included). Profiling roughly doubles
-the server's CPU per request: use it to see where time goes, not for the figures.
+pass-through ASGI wrapper adding /__bench/stats: both writers' batch counters, which thread is
+which (for the CPU split), and the event loop's lag (how late a task sleeping 10 ms wakes,
+sampled all along, so the report shows whether the loop itself was the queue). With
+REDCART_BENCH_PROFILE=1 every thread of the server runs under its own cProfile;
+/__bench/profile/mark and /__bench/profile/dump?dir=… take the difference between two moments
+(the measured window), write one .prof file per thread and answer the top functions by own
+time: CPU time of the thread, or with REDCART_BENCH_PROFILE_CLOCK=wall wall-clock time (waits
+included). Profiling roughly doubles the server's CPU per request: use it to see where time
+goes, not for the figures.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import contextlib
 import cProfile
 import http.server
@@ -152,17 +156,23 @@ def instrumented_app() -> Any:
                     found[t.native_id] = f"{label} saver"
         return found
 
+    lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
+    probing: list[asyncio.Task] = []
+
     def stats() -> dict[str, Any]:
         return {
             "commerce_writer": dict(runtime.writer.stats),
             "live_writer": dict(live.writer.stats),
             "threads": names(),
             "profiling": profiles is not None,
+            "loop_lag": list(lags),  # [time.monotonic() when it slept, ms late]
         }
 
     _serve_stats_off_the_loop(stats)
 
     async def app(scope: dict, receive: Any, send: Any) -> None:
+        if not probing:  # the lifespan's startup comes first: from then on
+            probing.append(asyncio.get_running_loop().create_task(_lag_probe(lags)))
         if scope["type"] != "http" or not scope["path"].startswith("/__bench/"):
             await inner(scope, receive, send)
             return
@@ -183,6 +193,18 @@ def instrumented_app() -> Any:
         await send({"type": "http.response.body", "body": body})
 
     return app
+
+
+LAG_PROBE_S = 0.01
+
+
+async def _lag_probe(lags: collections.deque[tuple[float, float]]) -> None:
+    """How late the event loop runs a task that sleeps 10 ms: the time it waits behind the
+    loop's other work (or for the GIL, or for a core)."""
+    while True:
+        slept = time.monotonic()
+        await asyncio.sleep(LAG_PROBE_S)
+        lags.append((slept, round((time.monotonic() - slept - LAG_PROBE_S) * 1000, 2)))
 
 
 STATS_PORT_ENV = "REDCART_BENCH_STATS_PORT"
