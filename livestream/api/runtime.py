@@ -127,8 +127,8 @@ class LivestreamRuntime:
         self.engine = engine
         self.settle_grace_seconds = settle_grace_seconds
         self.claims_in_flight = 0
-        # claim bodies whose checks passed, by fingerprint and day (livestream.api.claims)
-        self.checked_claims: dict[tuple[str, Any], tuple[Any, dict]] = {}
+        # claim bodies whose checks passed, by a hash of the body and the day (claims.checked_once)
+        self.checked_claims: dict[tuple[bytes, Any], tuple[Any, dict]] = {}
         self.backplane = backplane
         self.hub = RoomHub(self.snapshot, backplane=backplane)
         self.hub.listen_units(engine.units_seen)  # units back: other processes' refusals stop
