@@ -137,7 +137,7 @@ def drive(
         cpu1, side1 = _snapshot(api.pid, postmaster), side_ticks()
         marker.join(timeout=30)
         stats0 = marks.get("stats0", {})
-        stats1 = _get(api, "/__bench/stats")
+        stats1 = _get(api, "/__bench/stats?lag=1")
         profile = None
         if profile_dir:
             profile = _get(api, f"/__bench/profile/dump?dir={profile_dir}", timeout=60)
@@ -146,7 +146,7 @@ def drive(
             if proc.wait(timeout=max(1.0, left)) != 0:
                 raise RuntimeError(f"a load generator failed:\n{_tails(tmp, generators)}")
         if not stats1:  # an overloaded server did not answer in time: take it after the drain
-            stats1 = _get(api, "/__bench/stats")
+            stats1 = _get(api, "/__bench/stats?lag=1")
             stats1["taken_after_drain"] = True
     finally:
         for proc in procs:
@@ -203,8 +203,9 @@ def _relay(lines: queue.Queue, console: Any, until: float, start: float) -> None
 
 def _get(api: Any, path: str, timeout: float = 15.0) -> dict:
     try:
-        if path == "/__bench/stats" and getattr(api, "stats_port", None):
-            url = f"http://127.0.0.1:{api.stats_port}/"  # answered off the event loop
+        stats, _, query = path.partition("?")
+        if stats == "/__bench/stats" and getattr(api, "stats_port", None):
+            url = f"http://127.0.0.1:{api.stats_port}/?{query}"  # answered off the event loop
             with urllib.request.urlopen(url, timeout=timeout) as answer:
                 return json.loads(answer.read())
         return api.get_json(path, timeout=timeout)

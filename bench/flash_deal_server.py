@@ -159,14 +159,18 @@ def instrumented_app() -> Any:
     lags: collections.deque[tuple[float, float]] = collections.deque(maxlen=100_000)
     probing: list[asyncio.Task] = []
 
-    def stats() -> dict[str, Any]:
-        return {
+    def stats(lag: bool = False) -> dict[str, Any]:
+        """`lag`: with the loop's lag samples, asked for once the window has closed only (the
+        window's opening mark would copy and send thousands of them as the sale starts)."""
+        answer = {
             "commerce_writer": dict(runtime.writer.stats),
             "live_writer": dict(live.writer.stats),
             "threads": names(),
             "profiling": profiles is not None,
-            "loop_lag": list(lags),  # [time.monotonic() when it slept, ms late]
         }
+        if lag:
+            answer["loop_lag"] = list(lags)  # [time.monotonic() when it slept, ms late]
+        return answer
 
     _serve_stats_off_the_loop(stats)
 
@@ -178,7 +182,7 @@ def instrumented_app() -> Any:
             return
         path = scope["path"]
         if path == "/__bench/stats":
-            answer: Any = stats()
+            answer: Any = stats(lag=b"lag" in scope.get("query_string", b""))
         elif path == "/__bench/profile/mark" and profiles is not None:
             profiles.mark()
             answer = {"marked": True}
@@ -221,7 +225,7 @@ def _serve_stats_off_the_loop(stats: Any) -> None:
 
     class Stats(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = json.dumps(stats()).encode()
+            body = json.dumps(stats(lag="lag" in self.path)).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
