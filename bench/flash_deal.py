@@ -13,7 +13,7 @@ What runs:
    POST /live/deals/{id}/claims at a fixed arrival rate (open loop: due times are fixed in
    advance, latency runs from the due time, so a slow server cannot hide behind a slower
    client), each from a random buyer with a fresh Idempotency-Key: `warmup` seconds at the
-   warm-up deal, then `seconds` at the measured deal. Once a deal sells out nearly every
+   warm-up deal, a pause, then `seconds` at the measured deal. Once a deal sells out nearly every
    attempt is a 409: still an attempt the server had to decide and answer.
 4. After the run, from the stores: the deal's claims against its quantity and the 201s, one
    order per claim, the stock hold, the per-buyer limit (bench.flash_deal_seed.check).
@@ -24,9 +24,11 @@ What runs:
 Knobs (the `redcart bench` command passes only seconds and clients): keyword arguments of
 `run`, else REDCART_BENCH_RATE (3000 attempts/s), REDCART_BENCH_UNITS (1000),
 REDCART_BENCH_BUYERS (2000), REDCART_BENCH_GENERATORS (1 process), REDCART_BENCH_WARMUP (2 s;
-0: no warm-up deal), REDCART_BENCH_API_WORKERS (1: API processes, as `redcart serve --workers`;
-with more, claims reaching a process that does not own the deal are forwarded to the one that
-does, and the writers' batch counters come from one of them); REDCART_BENCH_PROJECTIONS
+0: no warm-up deal), REDCART_BENCH_PAUSE (3 s with nothing sent between the warm-up deal and the
+measured one, so the warm-up's orders and read-model work are done before the measured sale, as
+an earlier sale's would be), REDCART_BENCH_API_WORKERS (1: API processes, as `redcart serve
+--workers`; with more, claims reaching a process that does not own the deal are forwarded to the
+one that does, and the writers' batch counters come from one of them); REDCART_BENCH_PROJECTIONS
 (worker | inprocess), REDCART_BENCH_PROFILE (1 or a directory: cProfile every server thread over
 the measured window; one API process only). `clients` is how many keep-alive connections are
 opened before the start (at least rate × 0.1 s); more are opened while all are busy, up to 4×
@@ -77,6 +79,7 @@ def run(
     buyers: int | None = None,
     generators: int | None = None,
     warmup: float | None = None,
+    pause: float | None = None,
     api_workers: int | None = None,
 ) -> dict:
     """Measure; returns the figures (see the module docstring). Progress goes to stderr."""
@@ -96,14 +99,17 @@ def run(
     buyers = _knob(buyers, "REDCART_BENCH_BUYERS", 2000)
     generators = _knob(generators, "REDCART_BENCH_GENERATORS", 1)
     warmup = _knob(warmup, "REDCART_BENCH_WARMUP", 2.0)
+    pause = _knob(pause, "REDCART_BENCH_PAUSE", 3.0)
     api_workers = _knob(api_workers, "REDCART_BENCH_API_WORKERS", 1)
-    if seconds <= 0 or rate <= 0 or min(units, buyers, generators, api_workers) < 1 or warmup < 0:
+    if seconds <= 0 or rate <= 0 or min(units, buyers, generators, api_workers) < 1:
         raise ValueError("seconds, rate, units, buyers, generators, api_workers must be positive")
-    if warmup + seconds > 1000:
-        raise ValueError("a deal lasts at most 20 minutes: keep warm-up + seconds under 1000")
+    if min(warmup, pause) < 0:
+        raise ValueError("warm-up and pause must not be negative")
+    if warmup + pause + seconds > 1000:
+        raise ValueError("a deal lasts at most 20 minutes: keep warm-up + pause + seconds < 1000")
     console = Console(stderr=True, quiet=not progress, highlight=False, soft_wrap=True)
     warm_units = min(WARMUP_UNITS, units) if warmup > 0 else 0
-    duration_s = min(20 * 60, max(60, math.ceil(warmup + seconds + 120)))
+    duration_s = min(20 * 60, max(60, math.ceil(warmup + pause + seconds + 120)))
     prewarm = max(clients, math.ceil(rate * 0.1))
     profile_dir = _profile_dir()
     if profile_dir and api_workers > 1:
@@ -132,11 +138,12 @@ def run(
                 f"[dim]server pid {api.pid} on port {api.port}; deal of {units} units opens in "
                 f"{COUNTDOWN_S}s; {api_workers} API process(es); "
                 f"{rate:g} attempts/s from {generators} generator process(es), "
-                f"{warmup:g}s warm-up deal ({warm_units} units) + {seconds:g}s[/]"
+                f"{warmup:g}s warm-up deal ({warm_units} units) + {pause:g}s pause "
+                f"+ {seconds:g}s[/]"
             )
             http = drive(
                 api, seed, deals, rate=rate, seconds=seconds, warmup=warmup,
-                generators=generators, prewarm=prewarm, tmp=tmp, console=console,
+                pause=pause, generators=generators, prewarm=prewarm, tmp=tmp, console=console,
                 profile_dir=profile_dir,
             )  # fmt: skip
             orders_after_s = wait_for_orders(db_url, env)  # placed after the claims' answers
@@ -163,7 +170,8 @@ def run(
         naive = run_naive(env2, units, buyers, seconds, NAIVE_WARMUP_S, NAIVE_THREADS, console)
 
     settings = {
-        "rate": rate, "seconds": seconds, "warmup_s": warmup, "units": units, "buyers": buyers,
+        "rate": rate, "seconds": seconds, "warmup_s": warmup, "pause_s": pause, "units": units,
+        "buyers": buyers,
         "generators": generators, "api_workers": api_workers, "prewarmed_connections": prewarm,
         "timeout_s": TIMEOUT_S,
         "max_connections": max(4 * prewarm, 512),

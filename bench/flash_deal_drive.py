@@ -31,6 +31,7 @@ def drive(
     rate: float,
     seconds: float,
     warmup: float,
+    pause: float,
     generators: int,
     prewarm: int,
     tmp: Path,
@@ -52,6 +53,8 @@ def drive(
     if warmup > 0:
         phases.append({"name": "warmup", "deal_id": deals[0]["id"], "seconds": warmup})
         phases[-1]["record"] = False
+        if pause > 0:  # nothing sent: the warm-up's background work is done before the sale
+            phases.append({"name": "pause", "deal_id": None, "seconds": pause, "record": False})
     phases.append({"name": "main", "deal_id": deals[-1]["id"], "seconds": seconds, "record": True})
     lines: queue.Queue = queue.Queue()
     procs: list[subprocess.Popen] = []
@@ -102,7 +105,8 @@ def drive(
             assert proc.stdin is not None
             proc.stdin.write(f"go {start!r}\n")
             proc.stdin.flush()
-        main0, main1 = start + warmup, start + warmup + seconds
+        main0 = start + warmup + (pause if warmup > 0 else 0.0)
+        main1 = main0 + seconds
         postmaster = _postmaster_pid(api.db_url)
         gen_pids = [p.pid for p in procs]
         workers = list(getattr(api, "worker_pids", []))

@@ -8,15 +8,17 @@ keep-alive connection or opens one; its latency runs from its *scheduled* time, 
 generator) falling behind shows up in the latency instead of silently lowering the load
 (no coordinated omission). Answers are framed by bench.httpload's minimal HTTP/1.1 client.
 
-The schedule runs the phases back to back (a warm-up deal, then the measured deal); per attempt
-of a recorded phase it writes [status, due ms, latency ms, send lag ms, code] to the output file
-(status 0: an error: timeout, connection lost, protocol), and progress lines to stdout.
+The schedule runs the phases back to back (a warm-up deal, a pause with nothing sent, then the
+measured deal); per attempt of a recorded phase it writes [status, due ms, latency ms, send lag
+ms, code] to the output file (status 0: an error: timeout, connection lost, protocol), and
+progress lines to stdout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import random
 import sys
@@ -62,9 +64,13 @@ async def _run(cfg: dict[str, Any], start: float) -> dict[str, Any]:
     at = start
     for phase in cfg["phases"]:
         line = (
-            f"POST /live/deals/{phase['deal_id']}/claims HTTP/1.1\r\nHost: {host}:{port}\r\n"
-            "Content-Type: application/json\r\n"
-        ).encode()
+            None
+            if phase["deal_id"] is None
+            else (
+                f"POST /live/deals/{phase['deal_id']}/claims HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                "Content-Type: application/json\r\n"
+            ).encode()
+        )
         phases.append((at + phase["seconds"], line, phase["name"], phase["record"], at))
         at += phase["seconds"]
     end = at
@@ -187,6 +193,9 @@ async def _run(cfg: dict[str, Any], start: float) -> dict[str, Any]:
             break
         while due >= phases[phase_i][0]:
             phase_i += 1
+        if phases[phase_i][1] is None:  # a pause: nothing is sent until it ends
+            k = max(k + 1, math.ceil(((phases[phase_i][0] - start) * rate - g) / gens))
+            continue
         now = time.monotonic()
         if due > now:
             # uvloop's timers tick in whole milliseconds: a shorter sleep would spin the loop.
