@@ -15,6 +15,8 @@ from typing import Any
 
 from litestar.concurrency import sync_to_thread
 
+from projections.burst import BurstHold
+
 
 async def follow_forever(
     catch_up: Callable[[], Awaitable[object]],
@@ -25,12 +27,17 @@ async def follow_forever(
     poll_interval: float,
     retry_after: float,
     min_interval: float = 0.0,
+    hold: BurstHold | None = None,
+    head: Callable[[], int] | None = None,
 ) -> None:
     """While this process holds the lease, catch up; then wait for a wake-up or the poll
-    interval. `min_interval` spaces the looks out when commits come in bursts."""
+    interval. `min_interval` spaces the looks out when commits come in bursts; `hold` defers
+    catching up while `head()` (the log's newest id) grows in a burst (projections.burst)."""
     while True:
         try:
             if await sync_to_thread(lease):
+                if hold is not None and head is not None:
+                    await wait_out(hold, head)
                 await catch_up()
         except asyncio.CancelledError:
             raise
@@ -42,6 +49,12 @@ async def follow_forever(
         wake.clear()
         if min_interval:
             await asyncio.sleep(min_interval)
+
+
+async def wait_out(hold: BurstHold, head: Callable[[], int]) -> None:
+    """Sleep while `hold` says the log (`head()`, its newest id) is in a burst."""
+    while (pause := hold.pause(await sync_to_thread(head))) > 0:
+        await asyncio.sleep(pause)
 
 
 class TrackedFollower:
@@ -58,8 +71,9 @@ class TrackedFollower:
         lease: Callable[[], bool] = lambda: True,
         poll_interval: float = 0.5,
         release: Callable[[], None] = lambda: None,
+        hold: BurstHold | None = None,
     ) -> None:
-        self.store, self.log, self.lease = store, log, lease
+        self.store, self.log, self.lease, self.hold = store, log, lease, hold
         self.poll_interval = poll_interval
         self.release = release  # the lease, at shutdown: a restart here must not wait for it
         self.wake = asyncio.Event()
@@ -100,8 +114,12 @@ class TrackedFollower:
         self._loop = asyncio.get_running_loop()
         await follow_forever(
             self.catch_up, self.lease, self.wake, self.log,
-            poll_interval=self.poll_interval, retry_after=1,
+            poll_interval=self.poll_interval, retry_after=1, hold=self.hold, head=self.head,
         )  # fmt: skip
+
+    def head(self) -> int:
+        """The newest id of the log this follower reads (what `hold` watches grow)."""
+        raise NotImplementedError
 
     async def catch_up(self) -> int:
         raise NotImplementedError

@@ -30,6 +30,7 @@ from eventsourcing.application import Application
 
 from projections import runner
 from projections.batching import BatchRunner, FollowingBatchRunner
+from projections.burst import BurstHold
 from projections.registry import VIEWS, Generation, ReadConfig, View
 from projections.sqlstore import SqlStore
 
@@ -257,12 +258,17 @@ def runners_for(
     apps: Mapping[str, Application],
     config: ReadConfig,
     poll_interval: float,
+    hold_longest: float = 0.0,
+    min_interval: float = 0.0,
 ) -> list[runner.ProjectionRunner]:
-    """Live runners for these views' feeds: generational ones follow rebuilds' switches."""
+    """Live runners for these views' feeds: generational ones follow rebuilds' switches. With
+    `hold_longest`, each waits out its log's bursts for up to that long (projections.burst)."""
     made: list[runner.ProjectionRunner] = []
     for view in views:
         for feed in view.feeds:
-            options = {"batch_size": config.batch_size, "poll_interval": poll_interval}
+            hold = BurstHold(hold_longest) if hold_longest > 0 else None
+            options = {"batch_size": config.batch_size, "poll_interval": poll_interval,
+                       "hold": hold, "min_interval": min_interval}  # fmt: skip
             if not view.generational:
                 projection = feed.build(Generation(0, store.dialect, config))
                 made.append(BatchRunner(apps[feed.source], store, projection, **options))

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from eventsourcing.application import Application
 
+from projections.burst import BurstHold
 from projections.sqlstore import SqlStore
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,12 @@ class ProjectionRunner:
         *,
         batch_size: int = 1000,
         poll_interval: float = 0.5,
+        hold: BurstHold | None = None,
+        min_interval: float = 0.0,
     ) -> None:
         self.app = app
+        self.min_interval = min_interval
+        self.hold = hold  # a worker process's runner waits out a burst (projections.burst)
         self.store = store
         self.projection = projection
         self.batch_size = batch_size
@@ -163,6 +168,9 @@ class ProjectionRunner:
     def wake(self) -> None:
         self._wake.set()
 
+    def _head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
     def wait_for(self, position: int, timeout: float = 2.0) -> bool:
         """Block until the view has applied `position` (or the timeout passes)."""
         deadline = time.monotonic() + timeout
@@ -197,12 +205,16 @@ class ProjectionRunner:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                if self.hold is not None:
+                    self.hold.wait(self._head, self._stop.wait)
                 self.catch_up()
             except Exception:
                 log.exception("projection %s failed; retrying", self.projection.name)
                 time.sleep(1)
             self._wake.wait(self.poll_interval)
             self._wake.clear()
+            if self.min_interval:
+                self._stop.wait(self.min_interval)
 
 
 class FollowingRunner(ProjectionRunner):

@@ -24,6 +24,13 @@ def _attribution_settings(env: dict[str, str]) -> object:
     return read_settings(env)
 
 
+def _seconds(env: dict[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name) or default)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds") from None
+
+
 def _secret_file(path: Path, nbytes: int) -> str:
     if path.exists():
         return path.read_text().strip()
@@ -57,6 +64,9 @@ class Settings:
     internal_host: str = "127.0.0.1"
     internal_port: int = 0  # 0: any free port
     settle_grace_seconds: int = 30
+    # How long the claim-orders and read-model workers may hold their catch-up while their log
+    # is in a burst, such as a flash sale's first second (projections.burst); 0: never
+    worker_hold_seconds: float = 1.0
     # Referral attribution and commission (projections.attribution_policy). The policy in force
     # when an order is placed decides it; REDCART_ATTRIBUTION_POLICIES (a JSON list of
     # {"from": ISO time, "model", "click_window_hours", "view_window_hours",
@@ -93,6 +103,7 @@ class Settings:
             internal_host=env.get("REDCART_INTERNAL_HOST", "127.0.0.1"),
             internal_port=int(env.get("REDCART_INTERNAL_PORT", "0")),
             settle_grace_seconds=int(env.get("REDCART_SETTLE_GRACE_SECONDS", "30")),
+            worker_hold_seconds=_seconds(env, "REDCART_WORKER_HOLD_SECONDS", 1.0),
             **vars(_attribution_settings(env)),
         )
 
@@ -101,6 +112,8 @@ class Settings:
             raise ValueError("REDCART_PROJECTIONS must be 'inprocess' or 'worker'")
         if self.claim_orders not in ("inprocess", "worker"):
             raise ValueError("REDCART_CLAIM_ORDERS must be 'inprocess' or 'worker'")
+        if not 0 <= self.worker_hold_seconds <= 60:
+            raise ValueError("REDCART_WORKER_HOLD_SECONDS must be between 0 and 60")
 
     def commerce_config(self) -> CommerceConfig:
         return CommerceConfig(

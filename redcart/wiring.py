@@ -26,6 +26,10 @@ from projections.sqlstore import SqlStore
 from redcart.settings import Settings
 
 LISTS = "commerce_lists"
+# A read-model worker is woken by every commit; in a flash sale that is hundreds a second, and
+# each look costs ~5 queries even when there is nothing for it. One look per view every 0.25 s
+# at most (BENCHMARKS.md, stop 20: the views worker's CPU for a sale).
+WORKER_LOOK_EVERY_S = 0.25
 
 
 def commerce_app(settings: Settings, *, create_table: bool) -> Commerce:
@@ -199,9 +203,12 @@ def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: Livestr
 def claim_orders(settings: Settings, live: LivestreamRuntime, poll_interval: float = 0.5):
     """Orders placed from committed flash-deal claims (one active process)."""
     from livestream.engine.placement import ClaimOrders
+    from projections.burst import BurstHold
 
     lease = _one_at_a_time(settings, ClaimOrders, live.commerce.store)
-    return ClaimOrders(live, poll_interval=poll_interval, **lease)
+    longest = settings.worker_hold_seconds
+    hold = BurstHold(longest) if longest > 0 else None
+    return ClaimOrders(live, poll_interval=poll_interval, hold=hold, **lease)
 
 
 def claim_orders_worker(settings: Settings, poll_interval: float = 0.05) -> None:
@@ -271,7 +278,11 @@ def _run_views(settings: Settings, views: list) -> None:
     apps = read_model_apps(settings, set(sources), readers=feeds)
     # a worker process per read model: keep each to a handful of PostgreSQL connections
     store = SqlStore.open(settings.database_url, settings.var_dir, max_size=2)
-    runners = runners_for(views, store, apps, read_config(settings), poll_interval=1.0)
+    runners = runners_for(
+        views, store, apps, read_config(settings), poll_interval=1.0,
+        hold_longest=settings.worker_hold_seconds,
+        min_interval=WORKER_LOOK_EVERY_S,
+    )  # fmt: skip
     pg = settings.database_url if is_postgres(settings.database_url) else None
 
     def close() -> None:
@@ -279,7 +290,10 @@ def _run_views(settings: Settings, views: list) -> None:
         for app in apps.values():
             app.close()
 
-    run_forever(runners, pg, [f"{name.lower()}_events" for name in sources], on_stop=close)
+    # eventsourcing announces a log's commits on its events table's name
+    channels = {f"{name.lower()}_events": [r for r in runners if r.app is apps[name]]
+                for name in sources}  # fmt: skip
+    run_forever(runners, pg, channels, on_stop=close)
 
 
 def build_read_models(

@@ -30,7 +30,8 @@ from commerce.domain.errors import DomainError
 from commerce.domain.identity import BuyerIdentity
 from commerce.services import deal_orders
 from livestream.domain.deals import FlashDeal
-from projections.follow import TrackedFollower
+from projections.burst import BurstHold
+from projections.follow import TrackedFollower, wait_out
 
 log = logging.getLogger("redcart.livestream.placement")
 NAME = "claim_orders"
@@ -48,10 +49,14 @@ class ClaimOrders(TrackedFollower):
         lease: Callable[[], bool] = lambda: True,
         poll_interval: float = 0.5,
         release: Callable[[], None] = lambda: None,
+        hold: BurstHold | None = None,
     ) -> None:
-        super().__init__(live.commerce.store, log, lease, poll_interval, release)
+        super().__init__(live.commerce.store, log, lease, poll_interval, release, hold)
         self.live, self.commerce = live, live.commerce
         self._deals: dict[UUID, dict[str, Any]] = {}  # a deal's fixed terms, as claims need them
+
+    def head(self) -> int:
+        return self.live.app.recorder.max_notification_id() or 0
 
     async def catch_up(self) -> int:
         """Every claim committed since the last position gets its order (or its refusal)."""
@@ -69,6 +74,8 @@ class ClaimOrders(TrackedFollower):
             await asyncio.gather(*(self.place(claim) for claim in claims))
             await sync_to_thread(self._advance, notes[-1].id)
             done += len(notes)
+            if self.hold is not None:  # a sale's claims still coming: let them pass first
+                await wait_out(self.hold, self.head)
 
     async def place(self, claimed: Any) -> None:
         """One claim's order. A refusal releases the claim; a failure of the store raises, so
