@@ -87,7 +87,9 @@ def run_forever(
     try:
         while not stop.wait(5.0):
             for runner in runners:
-                log.debug("%s at %s", runner.projection.name, runner.position)
+                held = runner.hold.held_s if runner.hold is not None else 0.0
+                log.debug("%s at %s, %.1fs held in bursts", runner.projection.name,
+                          runner.position, held)  # fmt: skip
     finally:
         for runner in runners:
             runner.stop()
