@@ -22,11 +22,12 @@ run: $(STAMP)
 	$(BIN)/redcart serve
 
 # Two test processes: much of the suite waits on servers, workers and PostgreSQL rather than
-# computing, so two cut the wall time by ~40 % even on two cores (TEST_WORKERS=0: one process).
+# computing, so two cut the wall time even on two cores (TEST_WORKERS=0: one process). The
+# PostgreSQL tests all run in one of them, one at a time (tests/conftest.py says why).
 TEST_WORKERS ?= 2
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -116,3 +116,16 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     if request.param == "sqlite":
         return None
     return request.getfixturevalue("postgres_url")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make test` (pytest-xdist, `--dist loadgroup`) every test that uses PostgreSQL
+    runs in one process, one at a time: a test's API servers and workers hold up to ~40
+    connections, and two such tests at once ran the local server (100 connections by default)
+    out of them. Both processes share the rest (SQLite, or no database at all)."""
+    for item in items:
+        uses = item.get_closest_marker("postgres") or "postgres_server" in getattr(
+            item, "fixturenames", ()
+        )
+        if uses:
+            item.add_marker(pytest.mark.xdist_group("postgres"))
