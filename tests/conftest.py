@@ -118,6 +118,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Under `make test` (pytest-xdist, `--dist loadgroup`) every test that uses PostgreSQL
     runs in one process, one at a time: a test's API servers and workers hold up to ~40
