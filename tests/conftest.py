@@ -130,3 +130,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         )
         if uses:
             item.add_marker(pytest.mark.xdist_group("postgres"))
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a PostgreSQL test, saying why, if pytest-xdist ignored its group: with pytest 9.2 it
+    did so silently, and the suite then failed here and there for want of connections
+    (pytest-xdist#1386)."""
+    grouped = getattr(item.config.option, "loadgroup", False)  # set in xdist's workers only
+    if grouped and item.get_closest_marker("xdist_group") and "@" not in item.nodeid:
+        pytest.fail(
+            "pytest-xdist did not keep the PostgreSQL tests in one process (pytest-xdist#1386):"
+            " run `make test TEST_WORKERS=0`, or use a pytest whose node ids xdist can group",
+            pytrace=False,
+        )
