@@ -76,3 +76,9 @@ class BurstHold:
         while (pause := self.pause(head())) > 0:
             if sleep(pause):
                 return
+
+
+def hold_for(longest: float) -> BurstHold | None:
+    """A follower's hold for the setting (`REDCART_WORKER_HOLD_SECONDS`): none at 0, so that a
+    follower that never holds does not ask for its log's head before each pass."""
+    return BurstHold(longest) if longest > 0 else None

@@ -30,7 +30,7 @@ from eventsourcing.application import Application
 
 from projections import runner
 from projections.batching import BatchRunner, FollowingBatchRunner
-from projections.burst import BurstHold
+from projections.burst import hold_for
 from projections.registry import VIEWS, Generation, ReadConfig, View
 from projections.sqlstore import SqlStore
 
@@ -266,9 +266,8 @@ def runners_for(
     made: list[runner.ProjectionRunner] = []
     for view in views:
         for feed in view.feeds:
-            hold = BurstHold(hold_longest) if hold_longest > 0 else None
             options = {"batch_size": config.batch_size, "poll_interval": poll_interval,
-                       "hold": hold, "min_interval": min_interval}  # fmt: skip
+                       "hold": hold_for(hold_longest), "min_interval": min_interval}  # fmt: skip
             if not view.generational:
                 projection = feed.build(Generation(0, store.dialect, config))
                 made.append(BatchRunner(apps[feed.source], store, projection, **options))

@@ -203,11 +203,10 @@ def deal_settlement(settings: Settings, commerce: CommerceRuntime, live: Livestr
 def claim_orders(settings: Settings, live: LivestreamRuntime, poll_interval: float = 0.5):
     """Orders placed from committed flash-deal claims (one active process)."""
     from livestream.engine.placement import ClaimOrders
-    from projections.burst import BurstHold
+    from projections.burst import hold_for
 
     lease = _one_at_a_time(settings, ClaimOrders, live.commerce.store)
-    longest = settings.worker_hold_seconds
-    hold = BurstHold(longest) if longest > 0 else None
+    hold = hold_for(settings.worker_hold_seconds)
     return ClaimOrders(live, poll_interval=poll_interval, hold=hold, **lease)
 
 
