@@ -4,9 +4,9 @@ What runs:
 1. A throwaway database `redcart_bench_<random>` (as bench.orders), `redcart migrate`, then
    through the use cases: one merchant, a bonded warehouse, one product with stock, `buyers`
    buyers (tokens and valid resident IDs).
-2. The API as its own process (uvicorn, uvloop, httptools, one worker unless told otherwise:
-   bench.flash_deal_server)
-   with the list views kept by `redcart worker projections` (the PostgreSQL topology). Over
+2. The API as its own process (`redcart serve --server granian`, the sale tier's server, one worker
+   unless told otherwise: bench.flash_deal_server; REDCART_BENCH_SERVER=uvicorn for the default
+   server) with the list views kept by `redcart worker projections` (the PostgreSQL topology). Over
    HTTP as the host merchant: a live session, started, and two deals (10 s countdown, per-buyer
    limit 1): a warm-up deal of 500 units and the measured deal of `units` units.
 3. Once they are open, load-generator processes (bench.flash_deal_load) send
@@ -26,7 +26,8 @@ Knobs (the `redcart bench` command passes only seconds and clients): keyword arg
 REDCART_BENCH_BUYERS (2000), REDCART_BENCH_GENERATORS (1 process), REDCART_BENCH_WARMUP (2 s;
 0: no warm-up deal), REDCART_BENCH_PAUSE (3 s with nothing sent between the warm-up deal and the
 measured one, so the warm-up's orders and read-model work are done before the measured sale, as
-an earlier sale's would be), REDCART_BENCH_API_WORKERS (1: API processes, as `redcart serve
+an earlier sale's would be), REDCART_BENCH_SERVER (granian | uvicorn: `redcart serve --server`),
+REDCART_BENCH_API_WORKERS (1: API processes, as `redcart serve
 --workers`; with more, claims reaching a process that does not own the deal are forwarded to the
 one that does, and the writers' batch counters come from one of them); REDCART_BENCH_PROJECTIONS
 (worker | inprocess), REDCART_BENCH_PROFILE (1 or a directory: cProfile every server thread over
@@ -53,11 +54,13 @@ from bench.flash_deal_drive import TIMEOUT_S, drive
 from bench.flash_deal_report import figures_of, print_summary
 from bench.flash_deal_seed import COUNTDOWN_S, check, open_deals, prepare, wait_for_orders
 from bench.flash_deal_server import server
+from redcart.serving import SERVERS
 
 WARMUP_UNITS = 500
 NAIVE_THREADS = 16
 NAIVE_WARMUP_S = 1.0
 PROJECTIONS = os.environ.get("REDCART_BENCH_PROJECTIONS") or "worker"
+HTTP_SERVER = os.environ.get("REDCART_BENCH_SERVER") or "granian"
 # where claims' orders are placed: a `redcart worker claim-orders` process, or "inprocess"
 CLAIM_ORDERS = os.environ.get("REDCART_BENCH_CLAIM_ORDERS") or "worker"
 
@@ -128,7 +131,10 @@ def run(
             f"{time.perf_counter() - t:.1f}s ({buyers} buyers)[/]"
         )
         server_env = {**env, **({"REDCART_BENCH_PROFILE": "1"} if profile_dir else {})}
-        with server(server_env, tmp / "server.log", PROJECTIONS, api_workers, CLAIM_ORDERS) as api:
+        if HTTP_SERVER not in SERVERS:
+            raise ValueError(f"REDCART_BENCH_SERVER: one of {', '.join(SERVERS)}")
+        log = tmp / "server.log"
+        with server(server_env, log, PROJECTIONS, api_workers, CLAIM_ORDERS, HTTP_SERVER) as api:
             machine = _machine(db_url)
             deals = open_deals(
                 f"http://127.0.0.1:{api.port}", seed, [q for q in (warm_units, units) if q],
@@ -175,7 +181,7 @@ def run(
         "generators": generators, "api_workers": api_workers, "prewarmed_connections": prewarm,
         "timeout_s": TIMEOUT_S,
         "max_connections": max(4 * prewarm, 512),
-        "projections": PROJECTIONS, "claim_orders": CLAIM_ORDERS,
+        "projections": PROJECTIONS, "claim_orders": CLAIM_ORDERS, "server": HTTP_SERVER,
         "naive_threads": NAIVE_THREADS,
     }  # fmt: skip
     figures = figures_of(settings, http, checks, warm_checks, naive, machine, server_log)

@@ -1,8 +1,8 @@
-"""The API server of `redcart bench flash-deal`: the real app in its own uvicorn process.
+"""The API server of `redcart bench flash-deal`: the real app in its own `redcart serve` process.
 
-`instrumented_app` is a uvicorn --factory target: exactly redcart.asgi's create_app(), behind a
-pass-through ASGI wrapper adding /__bench/stats: both writers' batch counters, which thread is
-which (for the CPU split), and the event loop's lag (how late a task sleeping 10 ms wakes,
+`instrumented_app` is a `redcart serve --factory` target: exactly redcart.asgi's create_app(),
+behind a pass-through ASGI wrapper adding /__bench/stats: both writers' batch counters, which thread
+is which (for the CPU split), and the event loop's lag (how late a task sleeping 10 ms wakes,
 sampled all along, so the report shows whether the loop itself was the queue). With
 REDCART_BENCH_PROFILE=1 every thread of the server runs under its own cProfile;
 /__bench/profile/mark and /__bench/profile/dump?dir=… take the difference between two moments
@@ -32,7 +32,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from bench.orders import REPO, _die_with_parent, _free_port, _Server
-from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
 
 APP = "bench.flash_deal_server:instrumented_app"
 PROFILE_ENV = "REDCART_BENCH_PROFILE"
@@ -131,7 +130,7 @@ def _top(stats: Any, n: int) -> list[dict]:
 
 
 def instrumented_app() -> Any:
-    """uvicorn --factory target: create_app() as redcart.asgi builds it, plus /__bench/*."""
+    """`redcart serve --factory` target: create_app() as redcart.asgi builds it, plus /__bench/*."""
     profiles = None
     if os.environ.get(PROFILE_ENV, "") not in ("", "0"):
         profiles = _Profiles()
@@ -263,23 +262,22 @@ def server(
     projections: str,
     workers: int = 1,
     claim_orders: str = "worker",
+    http_server: str = "granian",
 ) -> Iterator[_Server]:
-    """The API (uvicorn, uvloop, httptools; `workers` processes, as `redcart serve --workers`)
+    """The API (`redcart serve --server http_server --workers workers`, on uvloop)
     and, with projections="worker", the `redcart worker projections` process, with
     claim_orders="worker" the `redcart worker claim-orders` process (the PostgreSQL
     production topology). With several workers each is a deal's owner or forwards to it, and
     /__bench/stats answers from whichever worker takes the request."""
     port = _free_port()
     cmd = [
-        sys.executable, "-m", "uvicorn", APP, "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", HTTP_PROTOCOL,
-        "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
-        "--no-access-log", "--log-level", "warning",
+        sys.executable, "-m", "redcart.cli", "serve", "--server", http_server,
+        "--app", APP, "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--log-level", "warning",
     ]  # fmt: skip
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
     log = log_path.open("wb")
     env = {**os.environ, **env, "REDCART_PROJECTIONS": projections, "PYTHONUNBUFFERED": "1"}
+    env["REDCART_SANDBOX_AUTOSTART"] = "0"  # claims take no payment
     env["REDCART_CLAIM_ORDERS"] = claim_orders
     stats_port = env[STATS_PORT_ENV] = str(_free_port())
     children = []

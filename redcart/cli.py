@@ -8,6 +8,8 @@ import sys
 
 import click
 
+from redcart.serving import APP, SERVERS
+from redcart.serving import run as run_server
 from redcart.settings import Settings
 
 
@@ -30,13 +32,33 @@ def migrate() -> None:
 @click.option("--host", default=None, help="Bind address (REDCART_HOST, default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (REDCART_PORT, default 8000).")
 @click.option("--workers", default=1, show_default=True, help="Server processes (PostgreSQL).")
-def serve(host: str | None, port: int | None, workers: int) -> None:
+@click.option(
+    "--server",
+    type=click.Choice(SERVERS),
+    default="uvicorn",
+    envvar="REDCART_SERVER",
+    show_default=True,
+    help="HTTP server (REDCART_SERVER): granian for a flash sale's API tier, "
+    "uvicorn for big live rooms (README, Deploying).",
+)
+@click.option("--log-level", default="info", show_default=True, hidden=True)
+@click.option("--app", "target", default=APP, hidden=True, help="ASGI app (import string).")
+@click.option("--factory", is_flag=True, hidden=True, help="--app builds the app.")
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int,
+    server: str,
+    log_level: str,
+    target: str,
+    factory: bool,
+) -> None:
     """Start the API server."""
 
     settings = Settings.from_env()
     host, port = host or settings.host, port or settings.port
     store = settings.database_url or f"SQLite under {settings.var_dir}"
-    click.echo(f"redcart on http://{host}:{port}  (store: {store.split('@')[-1]})")
+    click.echo(f"redcart on http://{host}:{port}  (store: {store.split('@')[-1]}; {server})")
     click.echo(f"  API docs:  http://{host}:{port}/schema")
     click.echo(f"  admin key: {settings.var_dir / 'admin.key'} (or REDCART_ADMIN_KEY)")
     if workers > 1 and not settings.database_url:
@@ -51,32 +73,10 @@ def serve(host: str | None, port: int | None, workers: int) -> None:
         sandbox = start_sandbox_process()
         click.echo("  payments:  sandbox gateways on 127.0.0.1:8601 (alipay), :8602 (wechatpay)")
     try:
-        _run_uvicorn(host, port, workers)
+        run_server(server, host, port, workers, target, factory, log_level)
     finally:
         if sandbox is not None:
             sandbox.terminate()
-
-
-def _run_uvicorn(host: str, port: int, workers: int) -> None:
-    import uvicorn
-
-    from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
-
-    uvicorn.run(
-        "redcart.asgi:app",
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http=HTTP_PROTOCOL,  # httptools, with head and body in one write
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        # the room hub writes prebuilt frames straight to this transport (livestream/room/
-        # routes.py); per-message deflate would cost more CPU per viewer than it saves
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        log_level="info",
-        access_log=False,
-    )
 
 
 @main.command()

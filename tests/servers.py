@@ -10,39 +10,55 @@ from pathlib import Path
 
 import httpx
 
-from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
 from tests.conftest import _free_port
 
 
 class ApiServer:
-    def __init__(self, settings_env: dict[str, str], log: Path, port: int | None = None) -> None:
+    """`redcart serve` in a child process, on `server` (uvicorn or granian: redcart.serving)."""
+
+    def __init__(
+        self,
+        settings_env: dict[str, str],
+        log: Path,
+        port: int | None = None,
+        server: str = "uvicorn",
+    ) -> None:
         self.port = port or _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.server = server
         env = {**os.environ, **settings_env, "PYTHONUNBUFFERED": "1"}
+        env["REDCART_SANDBOX_AUTOSTART"] = "0"  # tests start their own (SandboxGateways)
         self._log = log.open("w")
         self.process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
-                "uvicorn",
-                "redcart.asgi:app",
+                "redcart.cli",
+                "serve",
+                "--server",
+                server,
                 "--host",
                 "127.0.0.1",
                 "--port",
                 str(self.port),
                 "--log-level",
                 "warning",
-                "--no-access-log",
-                "--http",
-                HTTP_PROTOCOL,
-                "--timeout-keep-alive",
-                str(KEEP_ALIVE_SECONDS),
             ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
         self.log_path = log
+
+    def app_pids(self) -> set[int]:
+        """The processes serving the app: `redcart serve` itself on uvicorn (one worker), and
+        on granian its worker process (granian's main process only supervises it)."""
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:  # it has exited
+            children = []
+        return {pid, *map(int, children)}
 
     def wait_ready(self, timeout: float = 30.0) -> ApiServer:
         deadline = time.monotonic() + timeout

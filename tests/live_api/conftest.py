@@ -11,15 +11,17 @@ import pytest
 from litestar.testing import TestClient
 
 from redcart.app import create_app
+from redcart.serving import SERVERS
 from redcart.wiring import build_commerce, migrate
 from tests.conftest import make_settings
 from tests.servers import ApiServer, settings_env
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ApiServer]:
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ApiServer]:
+    """On each HTTP server `redcart serve` offers: rooms must work on both."""
     env = settings_env(None, tmp_path / "var") | {"REDCART_PAYMENTS": "off"}
-    api = ApiServer(env, tmp_path / "api.log")
+    api = ApiServer(env, tmp_path / "api.log", server=request.param)
     try:
         yield api.wait_ready()
     finally:
