@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from redcart.serving import APP, SERVERS
+from redcart.serving import APP, LOG_LEVELS, SERVERS
 from redcart.serving import run as run_server
 from redcart.settings import Settings
 
@@ -39,9 +39,9 @@ def migrate() -> None:
     envvar="REDCART_SERVER",
     show_default=True,
     help="HTTP server (REDCART_SERVER): granian for a flash sale's API tier, "
-    "uvicorn for big live rooms (README, Deploying).",
+    "uvicorn for big live rooms (README: Which HTTP server).",
 )
-@click.option("--log-level", default="info", show_default=True, hidden=True)
+@click.option("--log-level", type=click.Choice(LOG_LEVELS), default="info", hidden=True)
 @click.option("--app", "target", default=APP, hidden=True, help="ASGI app (import string).")
 @click.option("--factory", is_flag=True, hidden=True, help="--app builds the app.")
 def serve(

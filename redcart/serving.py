@@ -8,9 +8,9 @@ Two servers, because the two hot paths want different things:
   redcart.http_protocol (a response's head and body in one write).
 - **granian**: HTTP parsing and socket I/O in Rust threads, outside the GIL. In a flash sale
   the API process's one core is the queue, and most of a claim's cost there was uvicorn's
-  protocol and asyncio, not redcart's code; on granian the same app took 3,000 claims/s with
-  nothing shed where uvicorn shed hundreds (BENCHMARKS.md, stop 22). Rooms work on it too,
-  but each frame goes through ASGI `send`, so a big room costs more CPU per viewer.
+  protocol and asyncio, not redcart's code; on granian the same sale shed fewer claims in
+  every pair measured, with a lower p99 in 5 of 6 (BENCHMARKS.md, stop 22). Rooms work on it
+  too, but each frame goes through ASGI `send`, so a big room costs more CPU per viewer.
 
 A sale-heavy deployment can run its API tier on granian and its room tier on uvicorn, both
 the same app on the same PostgreSQL (deals and rooms already cross processes there).
@@ -19,6 +19,7 @@ the same app on the same PostgreSQL (deals and rooms already cross processes the
 from __future__ import annotations
 
 SERVERS = ("uvicorn", "granian")
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")  # both servers know these
 APP = "redcart.asgi:app"
 BACKLOG = 2048  # connections waiting to be accepted (uvicorn's default; granian's is 1024)
 
