@@ -8,9 +8,10 @@ Two servers, because the two hot paths want different things:
   redcart.http_protocol (a response's head and body in one write).
 - **granian**: HTTP parsing and socket I/O in Rust threads, outside the GIL. In a flash sale
   the API process's one core is the queue, and most of a claim's cost there was uvicorn's
-  protocol and asyncio, not redcart's code; on granian the same sale shed fewer claims in
-  every pair measured, with a lower p99 in 5 of 6 (BENCHMARKS.md, stop 22). Rooms work on it
-  too, but each frame goes through ASGI `send`, so a big room costs more CPU per viewer.
+  protocol and asyncio, not redcart's code; on granian the same sale shed fewer claims in 12
+  of 13 pairs (the other tied at none), with a lower p99 in 10 of 13 (BENCHMARKS.md, stop 22).
+  Rooms work on it too, but each frame goes through ASGI `send`, so a big room costs more CPU
+  per viewer.
 
 A sale-heavy deployment can run its API tier on granian and its room tier on uvicorn, both
 the same app on the same PostgreSQL (deals and rooms already cross processes there).
