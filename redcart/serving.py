@@ -8,8 +8,9 @@ Two servers, because the two hot paths want different things:
   redcart.http_protocol (a response's head and body in one write).
 - **granian**: HTTP parsing and socket I/O in Rust threads, outside the GIL. In a flash sale
   the API process's one core is the queue, and most of a claim's cost there was uvicorn's
-  protocol and asyncio, not redcart's code; on granian the same sale shed fewer claims in 12
-  of 13 pairs (the other tied at none), with a lower p99 in 10 of 13 (BENCHMARKS.md, stop 22).
+  protocol and asyncio, not redcart's code; in 16 alternating pairs the same sale shed fewer
+  claims on granian in 12 (none on either in the other 4), with a lower p99 in 12
+  (BENCHMARKS.md, stop 22).
   Rooms work on it too, but each frame goes through ASGI `send`, so a big room costs more CPU
   per viewer.
 
