@@ -3,16 +3,15 @@
 Two servers, because the two hot paths want different things:
 
 - **uvicorn** (the default): the live rooms' fan-out writes each prebuilt frame straight to the
-  transport of uvicorn's websockets-sansio protocol (livestream/room/routes.py), which is what
-  carries 5,000 viewers a room (BENCHMARKS.md, fanout); its HTTP goes through
+  transport of uvicorn's websockets-sansio protocol (livestream/room/routes.py), which keeps
+  5,000 viewers in a room at ~0.44 of a core (BENCHMARKS.md, fanout); its HTTP goes through
   redcart.http_protocol (a response's head and body in one write).
 - **granian**: HTTP parsing and socket I/O in Rust threads, outside the GIL. In a flash sale
   the API process's one core is the queue, and most of a claim's cost there was uvicorn's
   protocol and asyncio, not redcart's code; in 16 alternating pairs the same sale shed fewer
   claims on granian in 12 (none on either in the other 4), with a lower p99 in 12
-  (BENCHMARKS.md, stop 22).
-  Rooms work on it too, but each frame goes through ASGI `send`, so a big room costs more CPU
-  per viewer.
+  (BENCHMARKS.md, stop 22). Rooms work on it too, but each frame goes through ASGI `send`: in
+  one fanout run the same 5,000 viewers cost it about twice uvicorn's CPU.
 
 A sale-heavy deployment can run its API tier on granian and its room tier on uvicorn, both
 the same app on the same PostgreSQL (deals and rooms already cross processes there).
