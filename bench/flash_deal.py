@@ -108,6 +108,8 @@ def run(
         raise ValueError("seconds, rate, units, buyers, generators, api_workers must be positive")
     if min(warmup, pause) < 0:
         raise ValueError("warm-up and pause must not be negative")
+    if HTTP_SERVER not in SERVERS:
+        raise ValueError(f"REDCART_BENCH_SERVER: one of {', '.join(SERVERS)}")
     if warmup + pause + seconds > 1000:
         raise ValueError("a deal lasts at most 20 minutes: keep warm-up + pause + seconds < 1000")
     console = Console(stderr=True, quiet=not progress, highlight=False, soft_wrap=True)
@@ -131,8 +133,6 @@ def run(
             f"{time.perf_counter() - t:.1f}s ({buyers} buyers)[/]"
         )
         server_env = {**env, **({"REDCART_BENCH_PROFILE": "1"} if profile_dir else {})}
-        if HTTP_SERVER not in SERVERS:
-            raise ValueError(f"REDCART_BENCH_SERVER: one of {', '.join(SERVERS)}")
         log = tmp / "server.log"
         with server(server_env, log, PROJECTIONS, api_workers, CLAIM_ORDERS, HTTP_SERVER) as api:
             machine = _machine(db_url)

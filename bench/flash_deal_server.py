@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from bench.orders import REPO, _die_with_parent, _free_port, _Server
+from bench.orders import REPO, _die_with_parent, _free_port, _serve_command, _Server
 
 APP = "bench.flash_deal_server:instrumented_app"
 PROFILE_ENV = "REDCART_BENCH_PROFILE"
@@ -270,11 +270,7 @@ def server(
     production topology). With several workers each is a deal's owner or forwards to it, and
     /__bench/stats answers from whichever worker takes the request."""
     port = _free_port()
-    cmd = [
-        sys.executable, "-m", "redcart.cli", "serve", "--server", http_server,
-        "--app", APP, "--factory", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", str(workers), "--log-level", "warning",
-    ]  # fmt: skip
+    cmd = _serve_command(APP, port, http_server, workers)
     log = log_path.open("wb")
     env = {**os.environ, **env, "REDCART_PROJECTIONS": projections, "PYTHONUNBUFFERED": "1"}
     env["REDCART_SANDBOX_AUTOSTART"] = "0"  # claims take no payment

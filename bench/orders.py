@@ -45,8 +45,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
-from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
-
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 PRODUCTS = 50
 ORDERS_PER_IDENTITY = 500  # at most ~38 CNY dutiable per order: 500 orders stay under 26,000
@@ -301,7 +299,8 @@ def order_body(seed: Seed, client: int, n: int) -> dict:
 
 
 def instrumented_app() -> Any:
-    """uvicorn --factory target: create_app() as redcart.asgi builds it, plus /__bench/writer."""
+    """`redcart serve --factory` target: create_app() as redcart.asgi builds it, and
+    /__bench/writer."""
     from redcart.app import create_app
     from redcart.settings import Settings
     from redcart.wiring import build_commerce
@@ -373,19 +372,23 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _serve_command(app: str, port: int, server: str = "uvicorn", workers: int = 1) -> list[str]:
+    """A benchmark's API server: `redcart serve` on 127.0.0.1 with `app` (a factory) in place of
+    the plain app, so that it runs with the same server options as production
+    (redcart.serving). Run it with REDCART_SANDBOX_AUTOSTART=0: benchmarks start no gateways."""
+    return [
+        sys.executable, "-m", "redcart.cli", "serve", "--server", server,
+        "--app", app, "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", str(workers), "--log-level", "warning",
+    ]  # fmt: skip
+
+
 @contextlib.contextmanager
 def _server(env: dict[str, str], log_path: Path) -> Iterator[_Server]:
     port = _free_port()
-    cmd = [
-        sys.executable, "-m", "uvicorn", SERVER_APP, "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", HTTP_PROTOCOL,
-        "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS),
-        "--no-access-log", "--log-level", "warning",
-    ]  # fmt: skip
-    if WORKERS > 1:
-        cmd += ["--workers", str(WORKERS)]
+    cmd = _serve_command(SERVER_APP, port, workers=WORKERS)
     log = log_path.open("wb")
-    env = {**env, "REDCART_PROJECTIONS": PROJECTIONS}
+    env = {**env, "REDCART_PROJECTIONS": PROJECTIONS, "REDCART_SANDBOX_AUTOSTART": "0"}
     projection_worker = None
     if PROJECTIONS == "worker":
         projection_worker = subprocess.Popen(
