@@ -18,7 +18,8 @@ no gaps, ≥ 40,000 frames/s (checked on messages/s, see GOAL).
 
 Knobs (environment; the CLI passes only ``seconds``, ``clients`` is not used):
 REDCART_BENCH_VIEWERS, _RATE, _PROBES, _LOADGENS, _PAD (bytes of padding), _BASELINE=0 (skip
-it), _PIN=1 (server on CPU 0, load generators on CPU 1), _SERVER_APP (another hub factory).
+it), _PIN=1 (server on CPU 0, load generators on CPU 1), _SERVER_APP (another hub factory),
+_SERVER (uvicorn, the default, or granian: the hub run by `redcart serve --server granian`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 
 from bench.fanout_procs import (
     CLK_TCK,
+    HUB_SERVER,
     SERVER_APP,
     Gen,
     Server,
@@ -43,7 +45,9 @@ from bench.fanout_procs import (
     loadgens,
     machine_busy,
 )
-from bench.orders import _terminate_on_sigterm
+from bench.machine import python_loop_ms, steal_ticks
+from bench.orders import _children, _terminate_on_sigterm
+from redcart.serving import SERVERS
 
 WARMUP_S, TAIL_S = 3.0, 2.0
 # "frames/s" in the issue counts deliveries of one message (websockets.broadcast sends a frame per
@@ -84,6 +88,8 @@ def run(seconds: float = 10.0, clients: int = 64, progress: bool = True, **kw: A
     )
     if cfg.viewers <= cfg.probes or cfg.rate <= 0 or seconds <= 0:
         raise ValueError("need viewers > probes, rate > 0 and seconds > 0")
+    if HUB_SERVER not in SERVERS:
+        raise ValueError(f"REDCART_BENCH_SERVER: one of {', '.join(SERVERS)}")
     console = Console(stderr=True, quiet=not progress, highlight=False, soft_wrap=True)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it
@@ -150,13 +156,18 @@ def _measure(
     count = math.ceil(cfg.rate * (WARMUP_S + cfg.seconds + TAIL_S))
     server.get(f"/__bench/feed?rate={cfg.rate}&count={count}&pad={cfg.pad}")
     time.sleep(WARMUP_S)
-    procs = [server.proc.pid, *(g.proc.pid for g in [*drains, probe_gen])]
+    # granian serves from a worker process, a child of the one started
+    procs = [server.proc.pid, *_children(server.proc.pid), *(g.proc.pid for g in drains)]
+    procs.append(probe_gen.proc.pid)
+    n_server = len(procs) - len(drains) - 1
     cpu0, busy0, t0 = [cpu_ticks(p) for p in procs], machine_busy(), time.time()
+    steal0 = steal_ticks()
     marks0 = ask_all([*drains, probe_gen], "mark")
     status0 = server.get("/__bench/status")
     time.sleep(cfg.seconds)
     marks1 = ask_all([*drains, probe_gen], "mark")
     cpu1, busy1, t1 = [cpu_ticks(p) for p in procs], machine_busy(), time.time()
+    steal1 = steal_ticks()
     status = server.get("/__bench/status")
     events_per_s = (status["published"] - status0["published"]) / (status["time"] - status0["time"])
     deadline = time.monotonic() + TAIL_S + 30
@@ -209,9 +220,10 @@ def _measure(
         "publisher_late_p99_ms": status["late_p99_ms"],
         "publisher_late_max_ms": status["late_max_ms"],
         "cpu_cores": {
-            "server": cores(cpu1[0] - cpu0[0]),
-            "load_generators": cores(sum(cpu1[1:]) - sum(cpu0[1:])),
+            "server": cores(sum(cpu1[:n_server]) - sum(cpu0[:n_server])),
+            "load_generators": cores(sum(cpu1[n_server:]) - sum(cpu0[n_server:])),
             "machine_busy": cores(busy1 - busy0),
+            "steal": cores(steal1 - steal0),  # taken back by the hypervisor (not in machine_busy)
             "other": cores(max(0, busy1 - busy0 - sum(cpu1) + sum(cpu0))),
         },
     }
@@ -269,6 +281,8 @@ def _figures(
             "loadavg_at_start": load,
             "python": sys.version.split()[0],
             "pinned": cfg.pin,
+            "python_loop_ms": python_loop_ms(),  # the spell: lower is a faster machine
+            "server": HUB_SERVER,
             "server_app": SERVER_APP,
             "loadgens": cfg.loadgens,
         },

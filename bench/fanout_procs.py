@@ -19,13 +19,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.orders import _die_with_parent, _free_port
+from bench.orders import _die_with_parent, _free_port, _serve_command
 from redcart.http_protocol import HTTP_PROTOCOL, KEEP_ALIVE_SECONDS
 
 REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Another uvicorn --factory target for the hub, to try server-side changes (bench.fanout_paced)
 SERVER_APP = os.environ.get("REDCART_BENCH_SERVER_APP") or "bench.fanout_server:hub_app"
+# uvicorn by default: the hub writes prebuilt frames straight to its websocket transport; on
+# granian (`redcart serve --server granian`) every frame goes through ASGI send
+HUB_SERVER = os.environ.get("REDCART_BENCH_SERVER") or "uvicorn"
 
 
 # -- load generator processes ------------------------------------------------------------------
@@ -80,7 +83,9 @@ def loadgens(count: int, pin: bool) -> Iterator[list[Gen]]:
 class Server:
     def __init__(self, kind: str, log: Any) -> None:
         self.port = _free_port()
-        if kind == "hub":
+        if kind == "hub" and HUB_SERVER != "uvicorn":
+            cmd = _serve_command(SERVER_APP, self.port, server=HUB_SERVER)
+        elif kind == "hub":  # its own flags: a backlog of 4,096 for 5,000 viewers at once
             cmd = [
                 sys.executable, "-m", "uvicorn", SERVER_APP, "--factory",
                 "--host", "127.0.0.1", "--port", str(self.port), "--loop", "uvloop",

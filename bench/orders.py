@@ -45,6 +45,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 from uuid import UUID
 
+from bench.machine import python_loop_ms
+
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"
 PRODUCTS = 50
 ORDERS_PER_IDENTITY = 500  # at most ~38 CNY dutiable per order: 500 orders stay under 26,000
@@ -444,11 +446,12 @@ def _ticks(path: str) -> int:
         return 0
 
 
-def _system_ticks() -> tuple[int, int]:
+def _system_ticks() -> tuple[int, int, int]:
+    """Busy (steal included), all, and stolen ticks of the whole machine."""
     with open("/proc/stat") as f:
         values = [int(v) for v in f.readline().split()[1:]]
     idle = values[3] + values[4]
-    return sum(values[:8]) - idle, sum(values[:8])
+    return sum(values[:8]) - idle, sum(values[:8]), values[7]
 
 
 def _children(parent: int) -> list[int]:
@@ -485,13 +488,14 @@ class _CpuSnapshot:
     at: float
     busy: int
     total: int
+    steal: int
     own: int
     server_threads: dict[int, int]
     postgres: int
 
 
 def _snapshot(server_pid: int | None, postmaster: int | None) -> _CpuSnapshot:
-    busy, total = _system_ticks()
+    busy, total, steal = _system_ticks()
     threads: dict[int, int] = {}
     if server_pid:  # its threads, and its worker processes' threads (--workers)
         for pid in [server_pid, *_children(server_pid)]:
@@ -504,7 +508,7 @@ def _snapshot(server_pid: int | None, postmaster: int | None) -> _CpuSnapshot:
             _ticks(f"/proc/{pid}/stat") for pid in _children(postmaster)
         )
     own = sum(os.times()[:2])
-    return _CpuSnapshot(time.perf_counter(), busy, total, round(own * CLK_TCK), threads, pg)
+    return _CpuSnapshot(time.perf_counter(), busy, total, steal, round(own * CLK_TCK), threads, pg)
 
 
 def _cpu_breakdown(
@@ -519,6 +523,7 @@ def _cpu_breakdown(
     out: dict[str, Any] = {
         "machine_busy": cores(b.busy - a.busy),
         "machine_cores": round(ncpu),
+        "steal": cores(b.steal - a.steal),  # taken back by the hypervisor (in machine_busy)
         "bench_process": cores(b.own - a.own),
         "postgres": cores(b.postgres - a.postgres) if b.postgres else None,
     }
@@ -777,6 +782,7 @@ def _machine(db_url: str) -> dict:
     return {
         "nproc": len(os.sched_getaffinity(0)),
         "cpu_model": cpu_model,
+        "python_loop_ms": python_loop_ms(),  # the spell: lower is a faster machine
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "postgres": pg.pop("server_version"),
