@@ -34,7 +34,6 @@ from commerce.services.access import Principal
 from commerce.services.idempotency import Answer, Idempotency
 from livestream.api.runtime import LivestreamRuntime
 
-MAX_CLAIMS_IN_FLIGHT = 256  # per process: about what one process commits in a second
 MAX_CHECKED_REMEMBERED = 20_000  # claim bodies whose checks passed (checked_once): ~1 KB each
 _encode = msgspec.json.Encoder().encode
 
@@ -92,14 +91,13 @@ async def claim(
     # refused at once, and never shed: only claims that need the writer count against the cap.
     claim_id = idempotency.resource_id("claim")
     live.engine.refuse_fast(did, principal.id, claim_id, data.quantity)
-    if live.claims_in_flight >= MAX_CLAIMS_IN_FLIGHT:
-        # shed load early: past this, answers arrive after the buyer's client gave up
+    ticket = live.admission.admit()
+    if ticket is None:  # this process is not keeping up (livestream.api.admission)
         raise WriterUnavailable("too many claims in progress; retry")
-    live.claims_in_flight += 1
     try:
         return await _claim(live, principal, did, claim_id, data, idempotency, identity, address)
     finally:
-        live.claims_in_flight -= 1
+        live.admission.done(ticket)
 
 
 async def _claim(

@@ -24,6 +24,7 @@ from commerce.domain.coupons import REDEEMABLE_AFTER_END, CouponTerms
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.services.access import MERCHANT
 from livestream.api import usecases
+from livestream.api.admission import ClaimAdmission
 from livestream.api.coupon_uses import coupon_left_event, with_uses_left
 from livestream.api.deal_room import DealRoom
 from livestream.api.usecases import session_view
@@ -126,7 +127,7 @@ class LivestreamRuntime:
         self.clock = clock
         self.engine = engine
         self.settle_grace_seconds = settle_grace_seconds
-        self.claims_in_flight = 0
+        self.admission = ClaimAdmission()  # which claims are taken on in a burst, which shed
         # claim bodies whose checks passed, by a hash of the body and the day (claims.checked_once)
         self.checked_claims: dict[tuple[bytes, Any], tuple[Any, dict]] = {}
         self.backplane = backplane

@@ -19,7 +19,6 @@ import pytest
 from litestar.testing import TestClient
 
 from livestream.api import responses as out
-from livestream.api.claims import MAX_CLAIMS_IN_FLIGHT
 from tests.integration.conftest import ADDRESS, ADMIN, VALID_ID, Shop, sign_up
 from tests.live_api.conftest import Clock
 
@@ -82,14 +81,17 @@ def claimed_order(client: TestClient, deal_id: str, buyer: dict, key: str, **ext
 
 @contextmanager
 def writer_busy(client: TestClient) -> Iterator[None]:
-    """As if a burst were being committed: a claim that needs the deal's writer is shed (503),
-    so only what the owner refuses on its own is answered 409."""
-    live = client.app.state.live
-    live.claims_in_flight += MAX_CLAIMS_IN_FLIGHT
+    """As if the process were not keeping up (a claim in flight for longer than it may wait): a
+    claim that needs the deal's writer is shed (503), so only what the owner refuses on its own
+    is answered 409."""
+    admission = client.app.state.live.admission
+    ticket, clock = admission.admit(), admission.clock
+    admission.clock = lambda: clock() + admission.max_wait_s + 1
     try:
         yield
     finally:
-        live.claims_in_flight -= MAX_CLAIMS_IN_FLIGHT
+        admission.clock = clock
+        admission.done(ticket)
 
 
 def wait_for_deal(client: TestClient, deal_id: str, field: str, value: Any, why: str) -> None:
