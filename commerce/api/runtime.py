@@ -18,6 +18,7 @@ from commerce.application import Commerce
 from commerce.config import CommerceConfig
 from commerce.domain.accounts import Buyer
 from commerce.domain.merchants import Merchant
+from commerce.platform.batch_reads import BatchedReads
 from commerce.platform.groupcommit import GroupCommitWriter
 from commerce.platform.vault import IdentityVault
 from commerce.services.access import ADMIN, BUYER, MERCHANT, Principal
@@ -44,6 +45,12 @@ class CommerceRuntime:
     # async (coupon_id) -> None: tells the coupon's live room how many uses it has left
     coupon_moved: Any = None
     _auth_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
+    _owner_reads: BatchedReads | None = None  # read-only aggregates, for token checks
+
+    def _owners(self) -> BatchedReads:
+        if self._owner_reads is None:
+            self._owner_reads = BatchedReads(self.app)
+        return self._owner_reads
 
     async def read(self, aggregate_id: UUID, kind: type) -> Any | None:
         """A fresh read from the store, off the event loop."""
@@ -84,7 +91,8 @@ class CommerceRuntime:
         kind, cls = (
             (MERCHANT, Merchant) if prefix == credentials.MERCHANT_PREFIX else (BUYER, Buyer)
         )
-        owner = await self.read(owner_id, cls)
+        owner = await self._owners().get(owner_id)  # with the other first-time tokens
+        owner = owner if isinstance(owner, cls) else None
         stored = getattr(owner, "api_key_hash" if kind == MERCHANT else "token_hash", None)
         if stored is None or not credentials.matches(token, stored):
             return None
