@@ -10,8 +10,9 @@ Two servers, because the two hot paths want different things:
   the API process's one core is the queue, and most of a claim's cost there was uvicorn's
   protocol and asyncio, not redcart's code; in 16 alternating pairs the same sale shed fewer
   claims on granian in 12 (none on either in the other 4), with a lower p99 in 12
-  (BENCHMARKS.md, stop 22). Rooms work on it too, but each frame goes through ASGI `send`: in
-  one fanout run the same 5,000 viewers cost it about twice uvicorn's CPU.
+  (BENCHMARKS.md, stop 22); that needs a core free for its Rust threads (on one core uvicorn
+  did better, stop 23). Rooms work on it too, but each frame goes through ASGI `send`: in four
+  fanout runs the same 5,000 viewers cost it 2–2.4× uvicorn's CPU.
 
 A sale-heavy deployment can run its API tier on granian and its room tier on uvicorn, both
 the same app on the same PostgreSQL (deals and rooms already cross processes there).
