@@ -105,7 +105,10 @@ def test_a_forwarding_process_looks_the_owner_up_once_and_takes_over_when_it_die
         assert [v["units_left"] for v in forwarded] == [UNITS] * 25
         assert all(v["id"] == deal["id"] for v in forwarded)
         assert after["id"] == deal["id"] and after["units_left"] == UNITS
-        assert ownership.lock_attempts == 2  # the dead owner's lock went with its session
+        # The dead owner's lock went with its session, and this process took the deal over
+        # within the one request. Not always at its first try: PostgreSQL may take a moment
+        # to see that the killed client's connection is gone (3 attempts once in CI).
+        assert ownership.lock_attempts >= 2
         assert owner_pid(postgres_url, deal["id"]) == os.getpid()
 
 
