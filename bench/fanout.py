@@ -45,8 +45,8 @@ from bench.fanout_procs import (
     loadgens,
     machine_busy,
 )
-from bench.machine import python_loop_ms, steal_ticks
-from bench.orders import _children, _terminate_on_sigterm
+from bench.machine import python_loop_ms
+from bench.orders import _children, _system_ticks, _terminate_on_sigterm
 from redcart.serving import SERVERS
 
 WARMUP_S, TAIL_S = 3.0, 2.0
@@ -161,13 +161,13 @@ def _measure(
     procs.append(probe_gen.proc.pid)
     n_server = len(procs) - len(drains) - 1
     cpu0, busy0, t0 = [cpu_ticks(p) for p in procs], machine_busy(), time.time()
-    steal0 = steal_ticks()
+    steal0 = _system_ticks()[2]
     marks0 = ask_all([*drains, probe_gen], "mark")
     status0 = server.get("/__bench/status")
     time.sleep(cfg.seconds)
     marks1 = ask_all([*drains, probe_gen], "mark")
     cpu1, busy1, t1 = [cpu_ticks(p) for p in procs], machine_busy(), time.time()
-    steal1 = steal_ticks()
+    steal1 = _system_ticks()[2]
     status = server.get("/__bench/status")
     events_per_s = (status["published"] - status0["published"]) / (status["time"] - status0["time"])
     deadline = time.monotonic() + TAIL_S + 30

@@ -3,7 +3,7 @@
 On a shared virtual machine the same two vCPUs have run a plain Python loop anywhere from
 0.53 s to 1.36 s per 10 M additions from one hour to the next (BENCHMARKS.md), and a
 benchmark's absolute figures move with them. Each run records the loop's time next to its
-figures, and the CPU time the hypervisor took back ("steal") while it measured.
+figures (and, from /proc/stat, the CPU time the hypervisor took back while it measured).
 """
 
 from __future__ import annotations
@@ -23,10 +23,3 @@ def python_loop_ms(repeats: int = 5) -> float:
             total += i
         best = min(best, time.perf_counter() - started)
     return round(best * 1000, 1)
-
-
-def steal_ticks() -> int:
-    """Clock ticks the hypervisor gave to others while this machine wanted to run (/proc/stat)."""
-    with open("/proc/stat") as f:
-        values = f.readline().split()[1:]
-    return int(values[7]) if len(values) > 7 else 0

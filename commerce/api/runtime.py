@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -45,12 +46,11 @@ class CommerceRuntime:
     # async (coupon_id) -> None: tells the coupon's live room how many uses it has left
     coupon_moved: Any = None
     _auth_cache: dict[str, tuple[float, Principal | None]] = field(default_factory=dict)
-    _owner_reads: BatchedReads | None = None  # read-only aggregates, for token checks
 
+    @functools.cached_property
     def _owners(self) -> BatchedReads:
-        if self._owner_reads is None:
-            self._owner_reads = BatchedReads(self.app)
-        return self._owner_reads
+        """Tokens' owners, read together with the other first-time tokens' (read-only)."""
+        return BatchedReads(self.app)
 
     async def read(self, aggregate_id: UUID, kind: type) -> Any | None:
         """A fresh read from the store, off the event loop."""
@@ -91,7 +91,7 @@ class CommerceRuntime:
         kind, cls = (
             (MERCHANT, Merchant) if prefix == credentials.MERCHANT_PREFIX else (BUYER, Buyer)
         )
-        owner = await self._owners().get(owner_id)  # with the other first-time tokens
+        owner = await self._owners.get(owner_id)
         owner = owner if isinstance(owner, cls) else None
         stored = getattr(owner, "api_key_hash" if kind == MERCHANT else "token_hash", None)
         if stored is None or not credentials.matches(token, stored):

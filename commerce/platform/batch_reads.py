@@ -92,20 +92,21 @@ class BatchedReads:
 
     async def _read_all(self) -> None:
         await asyncio.sleep(0)  # the rest of this pass of the loop asks too
+        batch: dict[UUID, list[asyncio.Future]] = {}
         try:
             while self._wanted:
                 ids = list(self._wanted)[:MAX_IDS]
                 batch = {i: self._wanted.pop(i) for i in ids}
+                self.queries += 1
                 try:
-                    self.queries += 1
                     found = await sync_to_thread(read_many, self.app, ids)
-                except BaseException as exc:
+                except Exception as exc:  # these askers fail; the next batch tries afresh
                     _answer(batch, None, exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                _answer(batch, found, None)
+                else:
+                    _answer(batch, found, None)
+                batch = {}
         except BaseException as exc:  # cancelled (shutdown): nobody waits for ever
+            _answer(batch, None, exc)
             _answer(self._wanted, None, exc)
             self._wanted = {}
             raise

@@ -41,18 +41,20 @@ class ClaimAdmission:
     def in_flight(self) -> int:
         return len(self._started)
 
-    def oldest_wait(self) -> float:
+    def oldest_wait(self, now: float | None = None) -> float:
         """Seconds the oldest claim in flight has waited (0 with none)."""
         if not self._started:
             return 0.0
-        return max(0.0, self.clock() - next(iter(self._started.values())))
+        now = self.clock() if now is None else now
+        return max(0.0, now - next(iter(self._started.values())))
 
     def admit(self) -> int | None:
         """A ticket for a claim taken on (give it back with `done`), or None: shed it."""
-        if len(self._started) >= self.hard_cap or self.oldest_wait() > self.max_wait_s:
+        now = self.clock()
+        if len(self._started) >= self.hard_cap or self.oldest_wait(now) > self.max_wait_s:
             return None
         ticket = next(self._tickets)
-        self._started[ticket] = self.clock()
+        self._started[ticket] = now
         return ticket
 
     def done(self, ticket: int) -> None:

@@ -88,7 +88,7 @@ async def claim(
     did = path_uuid(deal_id, "deal")
     identity, address = checked_once(data, live)
     # What the deal's owner already knows it would refuse (sold out, the buyer at the limit) is
-    # refused at once, and never shed: only claims that need the writer count against the cap.
+    # refused at once, and never shed: only claims that need the writer go through admission.
     claim_id = idempotency.resource_id("claim")
     live.engine.refuse_fast(did, principal.id, claim_id, data.quantity)
     ticket = live.admission.admit()
