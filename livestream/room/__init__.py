@@ -5,7 +5,7 @@ Wire protocol: docs/room-protocol.md. Typical wiring::
 
     hub = RoomHub(snapshot_provider)
     app = Litestar(route_handlers=room_routes(hub, authenticate), on_shutdown=[hub.stop])
-    await hub.publish(session_id, RoomEvent("deal.started", {...}))
+    await hub.publish(session_id, RoomEvent("deal.opened", {...}))
 """
 
 from .backplane import Backplane, BackplaneMessage, InMemoryBackplane

@@ -53,7 +53,7 @@ class FrameSink(Protocol):
 class FrameKind(enum.IntEnum):
     ESSENTIAL = 0  # reliable events, replies, preamble, host/moderator chat: never dropped
     CHAT = 1  # regular viewers' chat: dropped first when the outbox overflows
-    STATE = 2  # coalesced counters / units left: droppable, re-sent once the viewer catches up
+    STATE = 2  # coalesced counters: droppable, re-sent once the viewer catches up
 
 
 @dataclass(frozen=True, slots=True)

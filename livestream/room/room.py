@@ -103,9 +103,11 @@ class Room:
         for conn in tuple(self.connections.values()):
             conn.enqueue(frame, kind)
 
-    # --- coalesced state ----------------------------------------------------------------------
+    # --- coalesced values ---------------------------------------------------------------------
 
     def set_units_left(self, deal_id: str, units_left: int) -> None:
+        """Only remember the latest value: a claim burst must not cost one seq per claim, so
+        the next tick turns whatever changed into one reliable event per deal."""
         if self.units_left.get(deal_id) != units_left:
             self.units_left[deal_id] = units_left
             self._dirty_deals[deal_id] = None
@@ -113,10 +115,15 @@ class Room:
     def add_likes(self, n: int) -> None:
         self.likes_total += n
 
-    def _units_left_message(self, deal_id: str) -> str:
-        return control_message(
-            "deal.units_left", data={"deal_id": deal_id, "units_left": self.units_left[deal_id]}
-        )
+    def _append_units_left(self) -> None:
+        """One reliable ``deal.units_left`` per deal changed since the last tick, with its latest
+        value. Reliable so that it is ordered with ``deal.sold_out`` and the like, replayed on
+        resume and never skipped for a slow viewer. Emitted even if the value came back to the
+        one last sent: a snapshot taken meanwhile may have shown the value in between."""
+        dirty, self._dirty_deals = self._dirty_deals, {}
+        for deal_id in dirty:
+            data = {"deal_id": deal_id, "units_left": self.units_left[deal_id]}
+            self.append_reliable(RoomEvent("deal.units_left", data))
 
     def _counters_message(self) -> str:
         return control_message(
@@ -124,10 +131,11 @@ class Room:
         )
 
     def state_text(self) -> str:
-        """Current value of every coalesced key, sent after a replay and after dropped frames."""
-        parts = [self._counters_message()]
-        parts.extend(self._units_left_message(deal_id) for deal_id in self.units_left)
-        return "\n".join(parts)
+        """Current counters, sent after a replay and after dropped STATE frames: they are the
+        only values not in the reliable stream. Units left need no resend: the replay holds
+        every change up to the client's position, later ones are still ahead in its outbox or
+        come with the next tick, and reliable frames are never dropped."""
+        return self._counters_message()
 
     def snapshot_extras(self) -> dict[str, Any]:
         """The parts of a snapshot the hub itself owns (merged over the provider's state)."""
@@ -141,11 +149,8 @@ class Room:
     # --- periodic work ------------------------------------------------------------------------
 
     def tick(self, now: float, counters_due: bool) -> None:
-        """Emit coalesced units left (so ≤ 1 update per deal per tick), chat, and counters."""
-        if self._dirty_deals:
-            parts = [self._units_left_message(deal_id) for deal_id in self._dirty_deals]
-            self._dirty_deals.clear()
-            self.fan_out("\n".join(parts), len(parts), FrameKind.STATE)
+        """Emit units left (so ≤ 1 event per deal per tick), chat, and counters."""
+        self._append_units_left()
         staff, regular = self.chat.take_delivery(now)
         if staff:
             self.fan_out(_chat_batch(staff), 1, FrameKind.ESSENTIAL)

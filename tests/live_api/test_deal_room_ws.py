@@ -1,6 +1,6 @@
 """A deal as viewers see it in the room, over a real uvicorn server and the websockets client:
-opened (reliable), in the snapshot of a late joiner, units left (coalesced), purchases as social
-proof, sold out and closed (reliable), every reliable event in seq order."""
+opened (reliable), in the snapshot of a late joiner, units left (reliable, coalesced per tick),
+purchases as social proof, sold out and closed (reliable), every reliable event in seq order."""
 
 from __future__ import annotations
 
@@ -128,6 +128,7 @@ async def _scenario(url: str) -> None:
                     sold_out = data
                 elif message["type"] == "deal.units_left":
                     assert data["deal_id"] == deal["id"]
+                    assert message["epoch"] == opened["epoch"] and message["seq"] > opened["seq"]
                     units_left = data["units_left"]
                 else:
                     bought, buyers = bought + data["units"], buyers + data["buyers"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from livestream.room import CloseCode, FrameKind, OutboxLimits
+from livestream.room import ChatLimits, CloseCode, FrameKind, OutboxLimits, ReliableRing
+from livestream.room.chat import ChatRoom
 from livestream.room.connection import Connection
 from livestream.room.protocol import Frame
+from livestream.room.room import Room
 
 
 class BlockingSink:
@@ -90,6 +92,28 @@ async def test_reliable_overflow_closes_4008_even_while_blocked_in_send() -> Non
     assert sink.closed is not None and sink.closed[0] == CloseCode.SLOW_CONSUMER
     assert sink.closed[1].startswith("slow consumer")
     assert "after-close" not in sink.messages
+
+
+async def test_units_left_a_viewer_cannot_take_close_it_4008_instead_of_being_skipped() -> None:
+    room = Room("room", ReliableRing("e1"), ChatRoom(ChatLimits(), set(), 0.0), 0.0)
+    sink, detached = BlockingSink(), []
+    conn = make_connection(sink, OutboxLimits(max_messages=3), detached)
+    room.add(conn)
+    conn.start([])
+    sink.open.clear()
+    room.set_units_left("d1", 9)
+    room.tick(0.0, counters_due=False)
+    await settle()  # the writer now waits inside send_text with that first update
+    for units in range(8, 3, -1):  # one update per tick, none of them sent
+        room.set_units_left("d1", units)
+        room.tick(0.0, counters_due=False)
+        await settle()
+    room.flush_reliable(force=True)  # a flush deferred as "saturated" goes out now
+    assert room.ring.head_seq == 6  # every update is in the replay history
+    assert not conn.active and detached == ["c1"]
+    sink.open.set()
+    await asyncio.wait(conn.tasks(), timeout=1)
+    assert sink.closed is not None and sink.closed[0] == CloseCode.SLOW_CONSUMER
 
 
 async def test_backlog_is_joined_into_frames_no_larger_than_the_frame_limit() -> None:

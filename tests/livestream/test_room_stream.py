@@ -31,13 +31,39 @@ async def publish_many(
     await server.call(burst)
 
 
-async def read_seqs(viewer: Viewer, count: int) -> list[int]:
-    seqs = []
-    while len(seqs) < count:
+async def read_reliable(viewer: Viewer, count: int) -> list[dict[str, Any]]:
+    """The next ``count`` reliable events (they carry ``seq``), skipping everything else."""
+    events = []
+    while len(events) < count:
         message = await viewer.next()
-        if "seq" in message and message["type"] != "snapshot":
-            seqs.append(message["seq"])
-    return seqs
+        if "seq" in message and message["type"] not in ("welcome", "snapshot"):
+            events.append(message)
+    return events
+
+
+async def read_seqs(viewer: Viewer, count: int) -> list[int]:
+    return [message["seq"] for message in await read_reliable(viewer, count)]
+
+
+async def wait_for_head(server: Any, room: str, seq: int) -> None:
+    """Until the room has handed ``seq`` to live connections (units left get theirs per tick)."""
+    async with asyncio.timeout(5):
+        while (await server.run(lambda: server.hub.head(room)))[1] < seq:
+            await asyncio.sleep(0.01)
+
+
+def stock_moves(server: Any, *units: int, then: str | None = None) -> Any:
+    """Coroutine for the server loop: units left of d1 go through ``units``, then maybe a
+    reliable event ``then``. Nothing in it yields to the hub's ticker (the in-memory backplane
+    applies at once), so all of it falls within one tick."""
+
+    async def move() -> None:
+        for value in units:
+            await server.hub.set_units_left("s1", "d1", value)
+        if then is not None:
+            await server.hub.publish("s1", RoomEvent(then, {"deal_id": "d1"}))
+
+    return move
 
 
 async def test_connect_gets_welcome_then_snapshot_with_state_and_position(
@@ -46,13 +72,14 @@ async def test_connect_gets_welcome_then_snapshot_with_state_and_position(
     server = live_server(s1={"status": "live", "pinned": ["p9"], "deals": [DEAL]})
     await publish_many(server, "s1", 3)
     await server.call(server.hub.set_units_left, "s1", "d1", 42)
+    await wait_for_head(server, "s1", 4)  # the units-left event of the next tick
     async with open_viewer(server.url("s1")) as viewer:
         welcome = await viewer.next()
         snapshot = await viewer.next()
     assert welcome["type"] == "welcome"
     assert welcome["recovered"] is False and welcome["reason"] == "fresh"
     assert snapshot["type"] == "snapshot"
-    assert (snapshot["epoch"], snapshot["seq"]) == (welcome["epoch"], 3)
+    assert (snapshot["epoch"], snapshot["seq"]) == (welcome["epoch"], 4)
     data = snapshot["data"]
     assert data["status"] == "live" and data["pinned"] == ["p9"] and data["deals"] == [DEAL]
     assert data["units_left"] == {"d1": 42}
@@ -98,7 +125,6 @@ async def test_reconnect_with_last_seq_replays_missed_events(
     live_server: ServerFactory, open_viewer: Any
 ) -> None:
     server = live_server()
-    await server.call(server.hub.set_units_left, "s1", "d1", 9)
     async with open_viewer(server.url("s1")) as viewer:
         epoch = (await viewer.next_of("snapshot"))["epoch"]
         await publish_many(server, "s1", 5)
@@ -111,8 +137,7 @@ async def test_reconnect_with_last_seq_replays_missed_events(
         assert [m["seq"] for m in replayed] == list(range(6, 13))
         assert [m["data"]["i"] for m in replayed] == list(range(5, 12))
         state = await viewer.collect(0.3)
-        assert {"room.counters", "deal.units_left"} <= {m["type"] for m in state}
-        assert "snapshot" not in {m["type"] for m in state}
+        assert {m["type"] for m in state} == {"room.counters"}  # the values not replayed
         await publish_many(server, "s1", 1, start=12)
         assert await read_seqs(viewer, 1) == [13]
 
@@ -183,7 +208,7 @@ async def test_slow_viewer_is_closed_with_4008_while_others_get_everything(
     assert len(seqs) < total
 
 
-async def test_units_left_are_coalesced_to_about_ten_updates_per_second(
+async def test_units_left_are_coalesced_to_about_ten_gapless_events_per_second(
     live_server: ServerFactory, open_viewer: Any
 ) -> None:
     server = live_server()
@@ -194,13 +219,54 @@ async def test_units_left_are_coalesced_to_about_ten_updates_per_second(
             await asyncio.sleep(0.001)
 
     async with open_viewer(server.url("s1")) as viewer:
-        await viewer.next_of("snapshot")
+        epoch = (await viewer.next_of("snapshot"))["epoch"]
         started = asyncio.get_running_loop().time()
         await server.call(hammer)
         elapsed = asyncio.get_running_loop().time() - started
         updates = await viewer.collect(0.4, "deal.units_left")
     assert updates[-1]["data"] == {"deal_id": "d1", "units_left": 0}
     assert 1 <= len(updates) <= (elapsed + 0.4) * 10 + 2
+    assert {m["epoch"] for m in updates} == {epoch}
+    assert [m["seq"] for m in updates] == list(range(1, len(updates) + 1))
+
+
+async def test_units_left_are_reliable_one_per_tick_gapless_and_replayed_on_resume(
+    live_server: ServerFactory, open_viewer: Any
+) -> None:
+    server = live_server()
+    async with open_viewer(server.url("s1")) as viewer:
+        epoch = (await viewer.next_of("snapshot"))["epoch"]
+        await server.call(stock_moves(server, *range(50, 40, -1), then="deal.bought"))
+        # the event published in the same turn gets its seq first; units left at the tick
+        seen = await read_reliable(viewer, 2)
+        await server.call(stock_moves(server, *range(40, -1, -1), then="deal.sold_out"))
+        seen += await read_reliable(viewer, 2)
+    assert [(m["type"], m["seq"], m["epoch"]) for m in seen] == [
+        ("deal.bought", 1, epoch),
+        ("deal.units_left", 2, epoch),
+        ("deal.sold_out", 3, epoch),
+        ("deal.units_left", 4, epoch),
+    ]
+    assert [m["data"] for m in seen if m["type"] == "deal.units_left"] == [
+        {"deal_id": "d1", "units_left": 41},  # ten changes in one tick: one event, the last
+        {"deal_id": "d1", "units_left": 0},
+    ]
+
+    await server.call(stock_moves(server, 1, 2))  # lapsed claims give units back meanwhile
+    await wait_for_head(server, "s1", 5)
+    async with open_viewer(server.url("s1", epoch=epoch, last_seq=2)) as viewer:
+        welcome = await viewer.next()
+        resumed = [await viewer.next() for _ in range(4)]
+        after = await viewer.collect(0.3)
+    assert welcome["recovered"] is True
+    assert [(m["type"], m.get("seq")) for m in resumed] == [
+        ("deal.sold_out", 3),
+        ("deal.units_left", 4),
+        ("deal.units_left", 5),
+        ("room.counters", None),  # current counters follow the replay; units left do not
+    ]
+    assert [m["data"]["units_left"] for m in resumed[1:3]] == [0, 2]
+    assert "deal.units_left" not in {m["type"] for m in after}  # nothing changed: no event
 
 
 async def test_likes_and_viewer_count_are_coalesced_into_counters(
