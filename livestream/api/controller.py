@@ -103,6 +103,7 @@ class LiveSessionController(Controller):
         sid = path_uuid(session_id, "session")
         view = await live.writer.submit(usecases.end, live.clock, principal.id, sid)
         await live.announce("session.ended", view, finished_at=view["finished_at"])
+        await live.hub.close_room(view["id"])  # after session.ended, in every API process
         return await live.with_uses_left(view)
 
     @post("/{session_id:str}/pins", status_code=200, guards=[allow(MERCHANT, BUYER)])

@@ -37,6 +37,7 @@ from livestream.room import (
     Backplane,
     Principal,
     Role,
+    RoomEnded,
     RoomEvent,
     RoomHub,
     RoomNotFound,
@@ -249,6 +250,8 @@ class LivestreamRuntime:
         session = await self.read(session_id)
         if session is None:
             raise RoomNotFound(room_id)
+        if session.status in (ENDED, CANCELLED):
+            raise RoomEnded(room_id)
         view = await self.with_uses_left(session_view(session))
         deals = await self.session_deals(session_id, open_only=True)
         return {"session": view, "state": view["state"], "pinned": view["pinned"], "deals": deals}

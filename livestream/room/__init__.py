@@ -18,6 +18,7 @@ from .protocol import (
     Principal,
     ResumePoint,
     Role,
+    RoomEnded,
     RoomEvent,
     RoomNotFound,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "ReliableRing",
     "ResumePoint",
     "Role",
+    "RoomEnded",
     "RoomEvent",
     "RoomHub",
     "RoomHubConfig",

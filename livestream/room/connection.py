@@ -73,6 +73,7 @@ class Connection:
     __slots__ = (
         "_closer",
         "_direct",
+        "_finishing",
         "_in_send",
         "_on_detach",
         "_outbox",
@@ -122,6 +123,7 @@ class Connection:
         self._waiter: asyncio.Future[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
+        self._finishing: tuple[int, str] | None = None
         self._in_send = False
 
     @property
@@ -207,6 +209,23 @@ class Connection:
             writer.cancel()  # blocked on transport backpressure: nothing of it was written
         self._closer = asyncio.get_running_loop().create_task(self._send_close())
 
+    def finish(self, code: int, reason: str) -> None:
+        """Close once what is already queued has been written, so a viewer hears the last
+        events (``session.ended``) before the close frame; a peer that does not read them
+        within ``close_timeout`` is closed anyway."""
+        if not self.active or self._finishing is not None:
+            return
+        if self._writer is None:  # still joining: nothing of the stream was promised yet
+            self.request_close(code, reason)
+            return
+        self._finishing = (code, reason)
+        asyncio.get_running_loop().call_later(
+            self.limits.close_timeout, self.request_close, code, reason
+        )
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def detach(self) -> None:
         """The peer went away (handler saw disconnect): stop everything for this connection."""
         self.disconnected = True
@@ -258,6 +277,10 @@ class Connection:
                         if state is not None:
                             self.enqueue(Frame(state, state.count("\n") + 1), FrameKind.STATE)
                         continue
+                    if self._finishing is not None:
+                        self.close_reason = self._finishing
+                        self._on_detach(self)
+                        break
                     self._waiter = loop.create_future()
                     await self._waiter
                     self._waiter = None

@@ -118,7 +118,8 @@ class RoomHub(RoomInteractions):
         await self._send(room_id, "user", {"user_id": user_id, "type": type_, "data": data})
 
     async def close_room(self, room_id: str, reason: str = "live session ended") -> None:
-        """Close every viewer of the room with 4010 and forget its history."""
+        """Close every viewer of the room with 4010, after the events already published to it,
+        and forget its history."""
         await self._send(room_id, "room.closed", {"reason": reason})
 
     def head(self, room_id: str) -> tuple[str, int] | None:
@@ -166,7 +167,9 @@ class RoomHub(RoomInteractions):
         if kind == "room.closed":
             room = self._rooms.pop(message.room_id, None)
             if room is not None:
-                room.close_all(CloseCode.ROOM_CLOSED, data["reason"])
+                room.flush_reliable(force=True)  # what came before the close (session.ended)
+                for conn in tuple(room.connections.values()):
+                    conn.finish(CloseCode.ROOM_CLOSED, data["reason"])
             return
         room = self._room(message.room_id)
         room.last_activity = self._clock()

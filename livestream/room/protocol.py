@@ -76,6 +76,11 @@ class RoomNotFound(LookupError):
     """Raised by a snapshot provider for a session id that does not exist."""
 
 
+class RoomEnded(LookupError):
+    """Raised by a snapshot provider for a session that is over: the viewer is closed with
+    4010 rather than left watching a room nothing will happen in."""
+
+
 class PermissionDenied(PermissionError):
     """A moderation action by someone who is not host or moderator of the room."""
 

@@ -28,6 +28,7 @@ from .protocol import (
     CloseCode,
     Principal,
     ResumePoint,
+    RoomEnded,
     RoomNotFound,
     control_message,
     decode_request,
@@ -149,6 +150,9 @@ def room_routes(
             conn = await hub.join(session_id, sink, principal, resume)
         except RoomNotFound:
             await sink.close(CloseCode.ROOM_NOT_FOUND, "no such live session")
+            return
+        except RoomEnded:
+            await sink.close(CloseCode.ROOM_CLOSED, "live session ended")
             return
         except Exception:
             await sink.close(CloseCode.INTERNAL_ERROR, "room state unavailable; retry later")

@@ -1,5 +1,6 @@
 """One live room served by two API processes on PostgreSQL: what the host does through one
-process reaches viewers connected to the other (LISTEN/NOTIFY backplane), in the same order."""
+process reaches viewers connected to the other (LISTEN/NOTIFY backplane), in the same order,
+and the end of the show closes the room in both."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from redcart.wiring import migrate
 from tests.conftest import make_settings
@@ -30,6 +32,19 @@ async def _events(ws: ClientConnection, n: int) -> list[dict[str, Any]]:
             if message["type"].startswith("product."):
                 seen.append(message)
     return seen
+
+
+async def _ended(ws: ClientConnection) -> dict[str, Any]:
+    """`session.ended`, then the server's close: what a viewer gets when the show ends."""
+    ended: dict[str, Any] = {}
+    with pytest.raises(ConnectionClosed):
+        while True:
+            frame = await asyncio.wait_for(ws.recv(), 10)
+            for line in str(frame).split("\n"):
+                message = json.loads(line)
+                if message["type"] == "session.ended":
+                    ended = message
+    return ended
 
 
 async def _scenario(a: str, b: str) -> None:
@@ -75,6 +90,11 @@ async def _scenario(a: str, b: str) -> None:
                 )
                 assert r.status_code == 200, r.text
             seen_a, seen_b = await _events(on_a, 3), await _events(on_b, 3)
+            r = await http.post(f"{a}/live/sessions/{sid}/end", headers=host)
+            assert r.status_code == 200, r.text
+            for ws in (on_a, on_b):  # the viewer on the other process is told and closed too
+                ended = await _ended(ws)
+                assert ended["data"]["state"] == "ended" and ws.close_code == 4010
     for seen in (seen_a, seen_b):
         assert [m["data"]["product_id"] for m in seen] == products
         seqs = [m["seq"] for m in seen]

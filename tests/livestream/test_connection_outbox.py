@@ -129,3 +129,39 @@ async def test_backlog_is_joined_into_frames_no_larger_than_the_frame_limit() ->
     assert all(len(frame) <= 25 for frame in sink.frames)
     assert len(sink.frames) < 10  # batched
     assert conn.queued_messages == 0
+
+
+async def test_finish_writes_what_was_queued_then_closes_with_its_code() -> None:
+    sink, detached = BlockingSink(), []
+    conn = make_connection(sink, OutboxLimits(), detached)
+    conn.start(["welcome"])
+    await settle()
+    sink.open.clear()
+    conn.enqueue(Frame("blocked-in-send"), FrameKind.ESSENTIAL)
+    await settle()
+    conn.enqueue(Frame("session.ended"), FrameKind.ESSENTIAL)
+    conn.finish(CloseCode.ROOM_CLOSED, "live session ended")
+    conn.enqueue(Frame("after-the-end"), FrameKind.ESSENTIAL)  # a reply may still be queued
+    await settle()
+    assert sink.closed is None and conn.close_reason is None  # waiting for the socket
+    sink.open.set()
+    await settle()
+    assert sink.messages == ["welcome", "blocked-in-send", "session.ended", "after-the-end"]
+    assert sink.closed == (CloseCode.ROOM_CLOSED, "live session ended")
+    assert detached == ["c1"]
+
+
+async def test_finish_closes_a_peer_that_does_not_read_after_the_close_timeout() -> None:
+    sink, detached = BlockingSink(), []
+    conn = make_connection(sink, OutboxLimits(close_timeout=0.05), detached)
+    conn.start(["welcome"])
+    await settle()
+    sink.open.clear()
+    conn.enqueue(Frame("never-read"), FrameKind.ESSENTIAL)
+    conn.finish(CloseCode.ROOM_CLOSED, "live session ended")
+    await asyncio.sleep(0.02)
+    assert conn.active  # still giving it its chance
+    await asyncio.sleep(0.2)
+    assert not conn.active and conn.close_reason == (CloseCode.ROOM_CLOSED, "live session ended")
+    assert detached == ["c1"] and "never-read" not in sink.messages
+    assert conn.tasks() == []  # nothing left running for it
