@@ -115,11 +115,15 @@ class DealController(Controller):
             raise NotFound("no such flash deal", field="deal_id")
         return deal_view(deal, live.clock())
 
-    @post("/live/deals/{deal_id:str}/close", status_code=200, guards=[allow(MERCHANT)])
+    @post("/live/deals/{deal_id:str}/close", status_code=200, guards=[allow(MERCHANT, BUYER)])
     async def close_deal(self, deal_id: FromPath[str], principal: Caller, live: Live) -> out.Deal:
-        """End a deal early (host merchant). Claims already made may still be paid."""
+        """End a deal early (host or moderator: whoever may open one may close it). Claims
+        already made may still be paid."""
         did = path_uuid(deal_id, "deal")
-        deal = await live.engine.run(did, "close", merchant_id=principal.id)
+        merchant_id = principal.id
+        if principal.kind == BUYER:  # a moderator closes on behalf of the session's host
+            merchant_id = await _moderated_deal_merchant(live, did, principal.id)
+        deal = await live.engine.run(did, "close", merchant_id=merchant_id)
         await live.deal_room.closed(deal)
         return deal
 
@@ -155,3 +159,13 @@ class DealController(Controller):
         order (pay it by `pay_by`); `refused` with the reason (e.g. the annual CBEC allowance;
         the units went back to the deal); `released` if it ended before an order was placed."""
         return await claims.claim_state(live, principal, deal_id, claim_id)
+
+
+async def _moderated_deal_merchant(live: Live, deal_id: UUID, buyer_id: UUID) -> UUID:
+    """The deal's merchant if the buyer moderates its session; to anyone else the deal is
+    not there, as it is not for another merchant."""
+    deal = await live.read_deal(deal_id)
+    session = None if deal is None else await live.read(deal.session_id)
+    if deal is None or session is None or buyer_id not in session.moderator_ids:
+        raise NotFound("no such flash deal", field="deal_id")
+    return deal.merchant_id
