@@ -84,7 +84,9 @@ async def claim(
     data: ClaimDeal,
     idempotency: Idempotency,
 ) -> Answer:
-    """The claim as committed (201), or as first committed for a retried key."""
+    """The claim as committed (201), or for a retried key the claim as first committed, with
+    where it stands now (201 whether since paid, lapsed, released or its order refused).
+    Refusals record nothing: a retried key that was refused is decided afresh."""
     did = path_uuid(deal_id, "deal")
     identity, address = checked_once(data, live)
     # What the deal's owner already knows it would refuse (sold out, the buyer at the limit) is
@@ -125,12 +127,12 @@ async def _claim(
     )
     deal, claim = result["deal"], result["claim"]
     order_id = ids.claim_order_id(claim_id)
-    if result["new"]:
-        resident_id = validate_resident_id(data.identity.resident_id)
-        live.commerce.vault.put_soon(order_id, data.identity.name, resident_id)
-        await live.deal_room.claimed(deal, claim["quantity"], identity.name_masked)
-    body = claim_view(did, claim, "placing", order_id, deal)
-    return Answer(201, body, replayed=not result["new"])
+    if not result["new"]:  # a retried key: the claim as first answered, and where it stands
+        return Answer(201, await standing(live, did, result, order_id), replayed=True)
+    resident_id = validate_resident_id(data.identity.resident_id)
+    live.commerce.vault.put_soon(order_id, data.identity.name, resident_id)
+    await live.deal_room.claimed(deal, claim["quantity"], identity.name_masked)
+    return Answer(201, claim_view(did, claim, "placing", order_id, deal))
 
 
 def claim_view(
@@ -164,7 +166,15 @@ async def claim_state(
     no order (it lapsed first). Someone else's claim looks like no claim at all."""
     did, cid = path_uuid(deal_id, "deal"), path_uuid(claim_id, "claim")
     known = await live.engine.run(did, "claim_state", claim_id=cid, buyer_id=principal.id)
-    order_id = ids.claim_order_id(cid)
+    return await standing(live, did, known, ids.claim_order_id(cid))
+
+
+async def standing(
+    live: LivestreamRuntime, did: UUID, known: dict[str, Any], order_id: UUID
+) -> dict[str, Any]:
+    """A recorded claim as the deal first answered it (livestream.engine.commands: its id,
+    quantity, `pay_by`, `held_until`), with where it stands now: the same for a retried key
+    (201) as for `GET .../claims/{claim_id}`."""
     order = await sync_to_thread(_order_of, live, order_id)
     state = "placed" if order is not None else known["state"]
     if state in ("held", "paid"):

@@ -133,6 +133,13 @@ class DealController(Controller):
         guards=[allow(BUYER)],
         middleware=[ClaimFastPath],
         opt={"idempotency_key": "required"},
+        description=(
+            "Claim units of an open deal at the deal price; answered once the claim is durably"
+            " committed. A retry with the same Idempotency-Key of a claim that won answers 201"
+            " with the first answer's id, quantity, pay_by, held_until and order_id, and state,"
+            " reason and order as they are now. A refusal (409: sold out, closed, not yet open,"
+            " per-buyer limit) records nothing, so its retry is decided afresh."
+        ),
     )
     async def claim(
         self,
@@ -145,8 +152,11 @@ class DealController(Controller):
         """Claim units of an open deal at the deal price. Answered once the deal has durably
         committed the claim: state `placing`, with `order_id`, the order that is being placed
         from it (usually within milliseconds; follow it at GET .../claims/{id}), payable until
-        `pay_by`. Needs an `Idempotency-Key`; a retry answers the first claim.
-        Sold out, closed or not yet open → 409; per-buyer limit → 409."""
+        `pay_by`. Needs an `Idempotency-Key`; a retry of a claim that won answers 201 with the
+        first answer's `id`, `quantity`, `pay_by`, `held_until` and `order_id`, and `state`,
+        `reason` and `order` as they are now (as GET .../claims/{id} says; also once paid,
+        lapsed, released or refused). Sold out, closed or not yet open → 409; per-buyer limit →
+        409; a refusal records nothing, so a retry of a refused claim is decided afresh."""
         if idempotency is None:
             raise InvalidInput("a claim needs an Idempotency-Key header", field="Idempotency-Key")
         return answer(await claims.claim(live, principal, deal_id, data, idempotency))

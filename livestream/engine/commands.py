@@ -78,23 +78,10 @@ def claim(
     order: dict | None = None,
 ) -> dict[str, Any]:
     """A retried claim id (the buyer's Idempotency-Key) answers the claim already recorded, if
-    it comes with the same request (`order["fingerprint"]`)."""
+    it comes with the same request (`order["fingerprint"]`): see `_replayed`."""
     deal, now = _deal(uow, deal_id), clock()
     if claim_id in deal.claimants:
-        if deal.claimants[claim_id] != buyer_id:
-            raise Conflict("this claim id was already used", field="claim_id")
-        first = deal.requests.get(claim_id)
-        if order is not None and first is not None and first != order["fingerprint"]:
-            raise IdempotencyKeyReused(
-                "this Idempotency-Key was used with a different request", field="Idempotency-Key"
-            )
-        if claim_id in deal.refusals:
-            raise InvalidTransition(f"this claim's order was refused: {deal.refusals[claim_id]}")
-        held = deal.claims.get(claim_id)
-        if held is None or (held[1] is not None and held[1] <= now):
-            raise InvalidTransition("this claim lapsed or was released (its order cancelled)")
-        pay_by = held[1] or now
-        return _claimed(deal, now, claim_id, held[0], pay_by, pay_by - deal.settle_grace, False)
+        return _replayed(deal, now, claim_id, buyer_id, order)
     try:
         decision = deal.claim(claim_id, buyer_id, quantity, now, order)
     except OutOfStock as exc:  # tell the owner until when no unit can come back
@@ -127,6 +114,45 @@ def _claimed(
     }
 
 
+def _replayed(
+    deal: FlashDeal, now: datetime, claim_id: UUID, buyer_id: UUID, order: dict | None = None
+) -> dict[str, Any]:
+    """A won claim's retry: its first answer, and where it stands now.
+
+    The claim's terms are rebuilt from what `Claimed` recorded (`deal.terms`: the quantity and
+    when its hold ends; the buyer's deadline is that less the deal's settle grace, as when it
+    was decided), so they are the first answer's whether the claim has since been paid, lapsed,
+    released or its order refused; `state` and `reason` say which. Only another buyer's claim
+    id (a conflict) or the same key with another request is refused."""
+    if deal.claimants[claim_id] != buyer_id:
+        raise Conflict("this claim id was already used", field="claim_id")
+    first = deal.requests.get(claim_id)
+    if order is not None and first is not None and first != order["fingerprint"]:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used with a different request", field="Idempotency-Key"
+        )
+    return _as_recorded(deal, now, claim_id)
+
+
+def _as_recorded(deal: FlashDeal, now: datetime, claim_id: UUID) -> dict[str, Any]:
+    """A recorded claim as first answered, with its state now: `held` (unpaid, its units still
+    its own), `paid`, `released` (lapsed, given up or its order cancelled) or `refused` (its
+    order was, `reason` says why)."""
+    quantity, held_until = deal.terms[claim_id]
+    held = deal.claims.get(claim_id)
+    if claim_id in deal.refusals:
+        state = "refused"
+    elif held is None or (held[1] is not None and held[1] <= now):
+        state = "released"
+    else:
+        state = "paid" if held[1] is None else "held"
+    pay_by = held_until - deal.settle_grace
+    return _claimed(deal, now, claim_id, quantity, held_until, pay_by, False) | {
+        "state": state,
+        "reason": deal.refusals.get(claim_id),
+    }
+
+
 def release(
     uow: UnitOfWork, clock: Clock, deal_id: UUID, claim_id: UUID, refused: str | None = None
 ) -> dict[str, Any]:
@@ -144,19 +170,7 @@ def claim_state(
     deal, now = _deal(uow, deal_id), clock()
     if deal.claimants.get(claim_id) != buyer_id:
         raise NotFound("no such claim", field="claim_id")
-    quantity, held_until = deal.terms[claim_id]
-    held = deal.claims.get(claim_id)
-    if claim_id in deal.refusals:
-        state = "refused"
-    elif held is None or (held[1] is not None and held[1] <= now):
-        state = "released"
-    else:
-        state = "paid" if held[1] is None else "held"
-    pay_by = held_until - deal.settle_grace
-    return _claimed(deal, now, claim_id, quantity, held_until, pay_by, False) | {
-        "state": state,
-        "reason": deal.refusals.get(claim_id),
-    }
+    return _as_recorded(deal, now, claim_id)
 
 
 def pay(uow: UnitOfWork, clock: Clock, deal_id: UUID, claim_id: UUID) -> dict[str, Any]:

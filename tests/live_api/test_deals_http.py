@@ -241,8 +241,11 @@ def test_cancelling_a_claimed_order_returns_the_unit_at_once(
     r = client.post(f"/orders/{order['id']}/cancel", headers=buyer, json={"reason": "oops"})
     assert r.status_code == 200, r.text
     wait_for_deal(client, deal["id"], "units_left", 1, "the cancelled claim's unit never came back")
-    again = claim(client, deal["id"], buyer, "c1")  # the same key: not a second claim
-    assert again.status_code == 409 and "released" in again.json()["detail"], again.text
+    again = claim(client, deal["id"], buyer, "c1")  # the same key: the first claim, as it stands
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true", again.text
+    assert (again.json()["order_id"], again.json()["pay_by"]) == (order["id"], order["pay_before"])
+    assert again.json()["order"]["status"] == "cancelled"
+    assert client.get(f"/live/deals/{deal['id']}").json()["units_left"] == 1  # not a second claim
 
 
 def test_the_room_hears_when_a_cancelled_order_returns_its_unit(
@@ -326,8 +329,13 @@ def test_an_order_refused_after_the_claim_returns_the_units_and_says_why(
     assert "single-order limit" in refused["reason"], refused["reason"]
     wait_for_deal(client, deal["id"], "units_left", 2, "the refused claim's units never came back")
     assert client.get(f"/orders/{r.json()['order_id']}", headers=buyer).status_code == 404
-    again = claim(client, deal["id"], buyer, "two", quantity=2)  # the same key: the refusal
-    assert again.status_code == 409 and refused["reason"] in again.json()["detail"], again.text
+    again = claim(client, deal["id"], buyer, "two", quantity=2)  # the same key: the same claim
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true", again.text
+    assert again.json() | {"deal": None} == refused | {"deal": None}  # refused, and why
+    assert (again.json()["pay_by"], again.json()["held_until"]) == (
+        r.json()["pay_by"],
+        r.json()["held_until"],
+    )
     one = claimed_order(client, deal["id"], buyer, "one", quantity=1)  # within the limit
     assert one["lines"][0]["quantity"] == 1
 
