@@ -19,7 +19,10 @@ no gaps, ≥ 40,000 frames/s (checked on messages/s, see GOAL).
 Knobs (environment; the CLI passes only ``seconds``, ``clients`` is not used):
 REDCART_BENCH_VIEWERS, _RATE, _PROBES, _LOADGENS, _PAD (bytes of padding), _BASELINE=0 (skip
 it), _PIN=1 (server on CPU 0, load generators on CPU 1), _SERVER_APP (another hub factory),
-_SERVER (uvicorn, the default, or granian: the hub run by `redcart serve --server granian`).
+_SERVER (uvicorn, the default, or granian: the hub run by `redcart serve --server granian`),
+_FANOUT_PG (the PostgreSQL URL of the rooms' LISTEN/NOTIFY backplane: by default
+REDCART_DATABASE_URL or the local server, as a multi-process deployment runs; ``memory`` for the
+embedded default's in-process backplane).
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from bench.fanout_procs import (
     machine_busy,
 )
 from bench.machine import python_loop_ms
-from bench.orders import _children, _system_ticks, _terminate_on_sigterm
+from bench.orders import DEFAULT_SERVER, _children, _system_ticks, _terminate_on_sigterm
 from redcart.serving import SERVERS
 
 WARMUP_S, TAIL_S = 3.0, 2.0
@@ -72,6 +75,28 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"REDCART_BENCH_{name}") or default
 
 
+def _on_postgres() -> bool:
+    return os.environ.get("REDCART_BENCH_FANOUT_PG", "memory") != "memory"
+
+
+def _backplane() -> str:
+    """The hub's backplane, exported for the server process: PostgreSQL unless told
+    ``memory``; an unreachable server is an error here rather than a silent in-memory run."""
+    url = _env("FANOUT_PG", os.environ.get("REDCART_DATABASE_URL") or DEFAULT_SERVER)
+    if url != "memory":
+        import psycopg
+
+        try:
+            psycopg.connect(url, connect_timeout=5).close()
+        except psycopg.OperationalError as exc:
+            raise RuntimeError(
+                f"fanout bench: PostgreSQL backplane {url} unreachable ({exc}); "
+                "REDCART_BENCH_FANOUT_PG=memory runs the in-process backplane"
+            ) from None
+    os.environ["REDCART_BENCH_FANOUT_PG"] = url
+    return url
+
+
 def run(seconds: float = 10.0, clients: int = 64, progress: bool = True, **kw: Any) -> dict:
     """Measure hub and baseline; returns the figures (module docstring). Progress: stderr."""
     from rich.console import Console
@@ -90,6 +115,7 @@ def run(seconds: float = 10.0, clients: int = 64, progress: bool = True, **kw: A
         raise ValueError("need viewers > probes, rate > 0 and seconds > 0")
     if HUB_SERVER not in SERVERS:
         raise ValueError(f"REDCART_BENCH_SERVER: one of {', '.join(SERVERS)}")
+    _backplane()
     console = Console(stderr=True, quiet=not progress, highlight=False, soft_wrap=True)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the servers inherit it
@@ -284,6 +310,7 @@ def _figures(
             "python_loop_ms": python_loop_ms(),  # the spell: lower is a faster machine
             "server": HUB_SERVER,
             "server_app": SERVER_APP,
+            "backplane": "postgresql" if _on_postgres() else "memory",
             "loadgens": cfg.loadgens,
         },
     }

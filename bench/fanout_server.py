@@ -8,8 +8,9 @@ and how many viewers are connected.
 - ``hub_app()`` (``uvicorn --factory``; websockets-sansio, deflate off, uvloop): a minimal
   Litestar app with only ``RoomHub`` + ``room_routes`` and a constant snapshot. It measures the
   fan-out path (outboxes, shared frame bytes, direct writes), not the live-session read model, so
-  no database or session is needed. ``REDCART_BENCH_FANOUT_PG=<url>`` puts the hub on a
-  PgBackplane instead of the in-memory one (every event then makes the NOTIFY round trip).
+  no database or session is needed. ``REDCART_BENCH_FANOUT_PG=<url>`` (which the driver sets
+  by default) puts the hub on a PgBackplane, so every event makes the NOTIFY round trip, as
+  across API processes; ``memory`` keeps the in-process one.
 - ``python -m bench.fanout_server baseline PORT``: ``websockets`` 17 asyncio server on uvloop,
   compression off, one ``websockets.broadcast`` per event (what research §6.2 measured).
 
@@ -129,8 +130,8 @@ def hub_app() -> Any:
         feeder.fanout_ms.append((time.perf_counter() - began) * 1000)
 
     Room.fan_out = timed_fan_out  # type: ignore[method-assign]
-    pg_url = os.environ.get("REDCART_BENCH_FANOUT_PG")
-    backplane = PgBackplane(pg_url) if pg_url else None
+    pg_url = os.environ.get("REDCART_BENCH_FANOUT_PG") or "memory"
+    backplane = None if pg_url == "memory" else PgBackplane(pg_url)
     hub = RoomHub(snapshot, backplane=backplane)
     feeder = Feeder()
 
