@@ -47,12 +47,19 @@ def _event_append(**kwargs: object) -> dict:
     return run(**kwargs)  # type: ignore[arg-type]
 
 
+def _replay(**kwargs: object) -> dict:
+    from bench.replay import run
+
+    return run(**kwargs)  # type: ignore[arg-type]
+
+
 REGISTRY: dict[str, Callable[..., dict]] = {
     "orders": _orders,
     "fanout": _fanout,
     "flash-deal": _flash_deal,
     "deal-writer": _deal_writer,
     "event-append": _event_append,
+    "replay": _replay,
     "projections": _projections,
     "reads": _reads,
 }

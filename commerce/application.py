@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from eventsourcing.application import Application
-
 # Importing the domain registers every explicit event topic before anything is read back.
 from commerce.domain import (  # noqa: F401
     accounts,
@@ -15,7 +13,8 @@ from commerce.domain import (  # noqa: F401
     orders,
     reviews,
 )
+from commerce.platform.replay import EventSourcedApplication
 
 
-class Commerce(Application):
+class Commerce(EventSourcedApplication):
     name = "Commerce"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from eventsourcing.application import Application
+from commerce.platform.replay import EventSourcedApplication
 
 # Importing the domain registers every explicit event topic before anything is read back.
 from livestream.domain import deals, sessions  # noqa: F401
 
 
-class Livestream(Application):
+class Livestream(EventSourcedApplication):
     name = "Livestream"

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
+
+from commerce.platform.replay import EventSourcedApplication
 
 
 def payment_id(out_trade_no: str) -> UUID:
@@ -75,5 +76,5 @@ def gateway_ref(payment: Payment) -> str:
     return payment.out_trade_no
 
 
-class Payments(Application):
+class Payments(EventSourcedApplication):
     name = "Payments"

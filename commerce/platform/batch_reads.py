@@ -17,11 +17,13 @@ from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder
 from litestar.concurrency import sync_to_thread
 from psycopg.sql import SQL, Composed, Identifier
+
+from commerce.platform.replay import mutate_all
 
 MAX_IDS = 500  # per query: a sale's first second asks for about as many at a time
 
@@ -65,7 +67,7 @@ def read_many(app: Application, ids: Collection[UUID]) -> dict[UUID, Any]:
         )
         aggregate_id = UUID(str(row["originator_id"]))
         events.setdefault(aggregate_id, []).append(app.mapper.to_domain_event(stored))
-    return {i: project_aggregate(None, evs) for i, evs in events.items()}
+    return {i: mutate_all(None, evs) for i, evs in events.items()}
 
 
 class BatchedReads:

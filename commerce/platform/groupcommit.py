@@ -33,6 +33,7 @@ from eventsourcing.persistence import IntegrityError
 
 from commerce.domain.errors import DomainError
 from commerce.platform.existence import newest_and_existing
+from commerce.platform.replay import save_events
 from commerce.platform.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,7 @@ class GroupCommitWriter:
 
     def _commit(self, job: _Job) -> _Job:
         if job.events:
-            job.saving = self._saver.submit(self.app.save, *job.events)
+            job.saving = self._saver.submit(save_events, self.app, job.events)
         return job
 
     def _finish(self, job: _Job, then_evict: dict[UUID, Aggregate] | None = None) -> bool:
