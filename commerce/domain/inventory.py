@@ -105,6 +105,22 @@ class Stock(Aggregate):
             raise OutOfStock(f"{self.sku}: {quantity} requested, {held[0]} left in the hold")
         self._drawn(hold_id, reservation_id, quantity)
 
+    def give_back(self, hold_id: UUID, unsold: int, now: datetime) -> None:
+        """A closed deal's unsold units return to stock at once, not when its hold lapses (up
+        to its duration plus a payment window later). What stays covers every claim that may
+        still be paid. Once per hold: `unsold` is counted when the deal has closed, and units
+        that come back to the deal after this (a claim lapsing) stay until the hold lapses."""
+        held = self.reservations.get(hold_id)
+        if hold_id in self.given_back or held is None or hold_id in self.lapsed(now):
+            return
+        units = min(unsold, held[0])
+        if units > 0:
+            self._given_back(hold_id, units)
+
+    @property
+    def given_back(self) -> set[UUID]:
+        return self.__dict__.setdefault("_given_back_holds", set())  # absent before this event
+
     def commit(self, reservation_id: UUID, now: datetime) -> None:
         """The parcel left the warehouse: the units leave on-hand stock for good."""
         if reservation_id not in self.reservations or reservation_id in self.lapsed(now):
@@ -136,6 +152,15 @@ class Stock(Aggregate):
         else:
             self.reservations[hold_id] = (left - quantity, until)
         self.reservations[reservation_id] = (quantity, None)
+
+    @event("HoldGivenBack", topic="commerce.Stock.HoldGivenBack")
+    def _given_back(self, hold_id: UUID, quantity: int) -> None:
+        left, until = self.reservations[hold_id]
+        if left == quantity:
+            del self.reservations[hold_id]
+        else:
+            self.reservations[hold_id] = (left - quantity, until)
+        self.given_back.add(hold_id)
 
     @event("ReservationReleased", topic="commerce.Stock.ReservationReleased")
     def _released(self, reservation_id: UUID) -> None:

@@ -4,8 +4,9 @@ Why set the deal's units aside as one hold: thousands of claims a second cannot 
 turn on the SKU's stock stream, which every other order of that SKU also needs. The deal's
 owner decides claims against the deal alone; an order created by a claim reserves nothing more,
 and only when it is paid are its units drawn from the deal's hold (`Stock.draw`), which refuses
-to hand out more than was set aside. What nobody paid for returns to stock when the hold lapses,
-a payment window after the deal's end.
+to hand out more than was set aside. What nobody claimed returns to stock when the deal closes
+(`give_back_unsold`); what was claimed and never paid, when the hold lapses, a payment window
+after the deal's end.
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ def give_back(uow: UnitOfWork, merchant_id: UUID, sku: str, warehouse_id: UUID, 
     """The deal could not be opened after its units were held: release them at once."""
     _, _, stock = deal_stock(uow, merchant_id, sku, warehouse_id)
     stock.release(deal_id)
+
+
+def give_back_unsold(
+    uow: UnitOfWork,
+    cfg: CommerceConfig,
+    merchant_id: UUID,
+    sku: str,
+    warehouse_id: UUID,
+    deal_id: UUID,
+    unsold: int,
+) -> None:
+    """The deal has closed: its units nobody holds or paid for go back to stock now."""
+    _, _, stock = deal_stock(uow, merchant_id, sku, warehouse_id)
+    stock.give_back(deal_id, unsold, cfg.clock())
 
 
 def place_claim_order(

@@ -5,7 +5,9 @@ order costs its checkout (quote, CBEC allowance, the order's events, a commit) o
 event loop and GIL as the next claims. Waiting for it put a winner's answer at 0.4–3 s
 (BENCHMARKS.md). So a claim is answered once the deal has durably committed it, and carries
 what its order needs (identity masked and hashed, address, the request's fingerprint); this
-tracked follower of the Livestream log places the order from the committed claim.
+tracked follower of the Livestream log places the order from the committed claim. It also
+hands a closed deal's unsold units back to the warehouse's stock (`give_back`), so that they
+are on sale again at once rather than when the deal's hold lapses.
 
 Idempotent by claim (the order id derives from the claim id), so a claim placed twice after a
 crash yields one order. An order refused here (the buyer's annual CBEC allowance, say) releases
@@ -35,7 +37,8 @@ from projections.follow import TrackedFollower, wait_out
 
 log = logging.getLogger("redcart.livestream.placement")
 NAME = "claim_orders"
-TOPICS = ("livestream.FlashDeal.Claimed",)
+CLAIMED, CLOSED = "livestream.FlashDeal.Claimed", "livestream.FlashDeal.Closed"
+TOPICS = (CLAIMED, CLOSED)
 BATCH = 500  # claims read at once; their orders go to the commerce writer together
 MAX_DEALS_REMEMBERED = 1_000
 
@@ -69,9 +72,11 @@ class ClaimOrders(TrackedFollower):
             )  # fmt: skip
             if not notes:
                 return done
-            claims = [app.mapper.to_domain_event(note) for note in notes]
+            events = [(note.topic, app.mapper.to_domain_event(note)) for note in notes]
             # all at once: the commerce writer commits them in a few batches
-            await asyncio.gather(*(self.place(claim) for claim in claims))
+            await asyncio.gather(
+                *(self.place(e) if topic == CLAIMED else self.give_back(e) for topic, e in events)
+            )
             await sync_to_thread(self._advance, notes[-1].id)
             done += len(notes)
             if self.hold is not None:  # a sale's claims still coming: let them pass first
@@ -119,6 +124,21 @@ class ClaimOrders(TrackedFollower):
             await self._tell(deal, claimed, claim, "refused", reason=exc.detail)
             return
         await self._tell(deal, claimed, claim, "placed", total_fen=placed.body["total_fen"])
+
+    async def give_back(self, closed: Any) -> None:
+        """A closed deal's unsold units go back to the warehouse's stock now. Counted from the
+        deal as it stands: what is neither paid nor in a claim that may still be paid."""
+        deal_id = closed.originator_id
+        terms = await self._deal(deal_id)
+        deal = await sync_to_thread(self.live.app.repository.get, deal_id)
+        unsold = deal.units_left(self.commerce.cfg.clock())
+        try:
+            await self.commerce.writer.submit(
+                deal_orders.give_back_unsold, self.commerce.cfg, UUID(terms["merchant_id"]),
+                terms["sku"], UUID(terms["warehouse_id"]), deal_id, unsold,
+            )  # fmt: skip
+        except DomainError as exc:  # the stock is gone: its hold lapses, nothing else waits
+            log.warning("unsold units of deal %s not given back: %s", deal_id, exc.detail)
 
     async def _tell(
         self, deal: dict[str, Any], claimed: Any, claim: dict[str, Any], state: str, **more: Any

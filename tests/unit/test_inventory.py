@@ -617,3 +617,38 @@ def test_a_lapsed_deal_hold_gives_nothing_and_its_units_are_back_in_stock() -> N
     with pytest.raises(InvalidTransition):
         stock.draw(deal, uuid4(), 1, until)
     assert stock.available(until) == 10
+
+
+def test_a_closed_deal_gives_back_its_unsold_units_once_and_keeps_what_may_still_be_paid() -> None:
+    stock, deal, until = given_stock(10), uuid4(), T0 + timedelta(hours=1)
+    stock.reserve(deal, 5, until, T0)
+    paid = uuid4()
+    stock.draw(deal, paid, 1, T0)  # one claim paid; say two more are held unpaid: 2 unsold
+    stock.collect_events()
+    stock.give_back(deal, 2, T0)
+    assert recorded(stock) == ["HoldGivenBack"]
+    assert stock.reservations[deal] == (2, until) and stock.available(T0) == 7
+    stock.give_back(deal, 2, T0)  # the deal's close seen again (a follower's retry): no more
+    assert recorded(stock) == [] and stock.reservations[deal] == (2, until)
+    stock.draw(deal, uuid4(), 1, T0)  # the held claims can still be paid
+    stock.draw(deal, uuid4(), 1, T0)
+    assert deal not in stock.reservations
+    assert stock.available(until + TTL) == 7  # three sold, seven on sale
+
+
+def test_giving_back_never_takes_more_than_the_hold_has_and_survives_a_reload() -> None:
+    stock, deal, until = new_stock(), uuid4(), T0 + timedelta(hours=1)
+    stock.receive(10)
+    stock.reserve(deal, 3, until, T0)
+    stock.give_back(deal, 5, T0)
+    assert deal not in stock.reservations and stock.available(T0) == 10
+    with popo_app() as app:
+        app.save(stock)
+        again = app.repository.get(stock.id)
+        assert deal in again.given_back and again.available(T0) == 10
+        again.reserve(uuid4(), 10, until, T0)  # every unit on sale again
+    lapsed, other = given_stock(10), uuid4()
+    lapsed.reserve(other, 3, until, T0)
+    lapsed.collect_events()
+    lapsed.give_back(other, 3, until)  # the hold already lapsed: nothing to give
+    assert recorded(lapsed) == []
