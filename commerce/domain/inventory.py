@@ -111,7 +111,9 @@ class Stock(Aggregate):
         still be paid. Once per hold: `unsold` is counted when the deal has closed, and units
         that come back to the deal after this (a claim lapsing) stay until the hold lapses."""
         held = self.reservations.get(hold_id)
-        if hold_id in self.given_back or held is None or hold_id in self.lapsed(now):
+        if hold_id in self.given_back or held is None or held[1] is None:
+            return  # given back already, gone, or a paid order's (which never lapses)
+        if hold_id in self.lapsed(now):
             return
         units = min(unsold, held[0])
         if units > 0:

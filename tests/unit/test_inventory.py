@@ -444,6 +444,7 @@ class StockUnderAnyCommands(RuleBasedStateMachine):
         self.received = self.adjusted = self.committed = 0
         self.holds: dict[UUID, tuple[int, datetime | None]] = {}
         self.ever: list[UUID] = []
+        self.given_back: set[UUID] = set()
 
     # -- the model --
     def active(self) -> dict[UUID, int]:
@@ -558,6 +559,25 @@ class StockUnderAnyCommands(RuleBasedStateMachine):
         self.stock.commit(rid, self.now)
         self.committed += self.holds.pop(rid)[0]
         assert self.events_from(before) == ["Committed"]
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data(), unsold=st.integers(0, 6))
+    def give_back(self, data: st.DataObject, unsold: int) -> None:
+        rid = data.draw(st.sampled_from(self.ever))
+        before = len(self.stock.pending_events)
+        live = rid in self.active() and self.holds[rid][1] is not None  # a paid one stays
+        live = live and rid not in self.given_back
+        self.stock.give_back(rid, unsold, self.now)
+        if not live or unsold == 0:
+            assert self.events_from(before) == []
+            return
+        left, until = self.holds[rid]
+        if unsold >= left:
+            del self.holds[rid]
+        else:
+            self.holds[rid] = (left - unsold, until)
+        self.given_back.add(rid)
+        assert self.events_from(before) == ["HoldGivenBack"]
 
     # -- what must always hold --
     @invariant()
