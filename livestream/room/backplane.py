@@ -18,7 +18,8 @@ import msgspec
 
 class BackplaneMessage(msgspec.Struct, frozen=True):
     """One room change. ``kind`` is one of: event, units_left, likes, chat, chat.delete, mute,
-    unmute, banned_words, user (a message for one user's sockets), room.closed, or ``RESYNC``.
+    unmute, banned_words, user (a message for one user's sockets), room.closed, viewers (one
+    process's count of its sockets in the room), or ``RESYNC``.
     ``data`` is JSON-serialisable so it can cross processes.
     """
 

@@ -23,6 +23,7 @@ from .backplane import RESYNC, Backplane, BackplaneMessage, InMemoryBackplane
 from .chat import ChatLimits, ChatRoom
 from .connection import Connection, FrameSink, OutboxLimits
 from .interactions import RoomInteractions
+from .presence import Presence
 from .protocol import (
     PROTOCOL_VERSION,
     CloseCode,
@@ -83,6 +84,8 @@ class RoomHub(RoomInteractions):
         self._ticker: asyncio.Task[None] | None = None
         self._stopped = False
         self._units_listeners: list[Callable[[str | None, int], None]] = []
+        self._presence = Presence(self.instance_id)
+        self._telling: asyncio.Task[None] | None = None
 
     def listen_units(self, listener: Callable[[str | None, int], None]) -> None:
         """`listener(deal_id, units_left)` for every units-left update any process published,
@@ -128,8 +131,9 @@ class RoomHub(RoomInteractions):
         return None if room is None else (room.epoch, room.flushed_seq)
 
     def viewer_count(self, room_id: str) -> int:
+        """This process's viewers of the room (the room's counters add the other processes')."""
         room = self._rooms.get(room_id)
-        return 0 if room is None else room.viewer_count
+        return 0 if room is None else len(room.connections)
 
     def stats(self, room_id: str) -> dict[str, int]:
         """Counters for metrics and tests: how frames reached this room's current viewers."""
@@ -164,7 +168,11 @@ class RoomHub(RoomInteractions):
                 text = control_message(data["type"], data=data["data"])
                 self._tell_user(room, data["user_id"], text)
             return
+        if kind == "viewers":  # another process's count; never creates the room here
+            self._presence.heard(message.room_id, data["instance"], data["n"], self._clock())
+            return
         if kind == "room.closed":
+            self._presence.forget(message.room_id)
             room = self._rooms.pop(message.room_id, None)
             if room is not None:
                 room.flush_reliable(force=True)  # what came before the close (session.ended)
@@ -341,13 +349,41 @@ class RoomHub(RoomInteractions):
                 next_prune = now + 10.0
             for room_id, room in tuple(self._rooms.items()):
                 try:
+                    if counters_due:
+                        room.viewers_elsewhere = self._presence.elsewhere(room_id, now)
                     room.tick(now, counters_due)
                     if prune_due:
                         room.chat.prune(now)
                         if not room.connections and now - room.last_activity > cfg.room_idle_ttl:
                             del self._rooms[room_id]  # a later join gets a new epoch
+                            self._presence.forget(room_id)
                 except Exception:
                     log.exception("tick of room %s failed", room_id)
+            if counters_due:
+                self._tell_viewers(now)
+            if prune_due:
+                self._presence.prune(now)
+
+    def _tell_viewers(self, now: float) -> None:
+        """Tell the other processes this one's viewers per room, off the tick: a backplane
+        publish may wait for a round trip, which the tick must not. Best effort: while the
+        last telling is still under way, this one is skipped."""
+        if self._telling is not None and not self._telling.done():
+            return
+        told = [
+            BackplaneMessage(room_id, "viewers", {"instance": self.instance_id, "n": here})
+            for room_id, room in self._rooms.items()
+            if self._presence.to_tell(room_id, here := len(room.connections), now)
+        ]
+        if told:
+            self._telling = asyncio.get_running_loop().create_task(self._publish_all(told))
+
+    async def _publish_all(self, messages: list[BackplaneMessage]) -> None:
+        try:
+            for message in messages:
+                await self._backplane.publish(message)
+        except Exception as exc:  # counts are re-told within a heartbeat anyway
+            log.warning("could not tell viewer counts: %s", type(exc).__name__)
 
     async def stop(self) -> None:
         """Close every connection with 1012 (reconnect later) and stop background work."""
@@ -357,6 +393,8 @@ class RoomHub(RoomInteractions):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
             self._ticker = None
+        if self._telling is not None:
+            self._telling.cancel()
         conns = [c for room in self._rooms.values() for c in room.connections.values()]
         for room in self._rooms.values():
             room.close_all(CloseCode.SERVICE_RESTART, "server restarting; reconnect with last_seq")

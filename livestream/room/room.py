@@ -27,6 +27,7 @@ class Room:
         self.flushed_seq = 0  # last seq handed to live connections (outboxes)
         self.units_left: dict[str, int] = {}
         self.likes_total = 0
+        self.viewers_elsewhere = 0  # in the other API processes (livestream.room.presence)
         self.last_activity = now
         self.snapshot_task: tuple[int, asyncio.Task[dict[str, Any]]] | None = None
         self._pending_reliable: list[str] = []
@@ -43,7 +44,8 @@ class Room:
 
     @property
     def viewer_count(self) -> int:
-        return len(self.connections)
+        """The room's audience: this process's sockets and the other processes' count."""
+        return len(self.connections) + self.viewers_elsewhere
 
     # --- membership ---------------------------------------------------------------------------
 

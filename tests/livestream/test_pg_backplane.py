@@ -107,6 +107,36 @@ async def test_publish_on_one_hub_reaches_viewers_of_both_in_order(
     assert backplane_of(a).stats["transactions"] <= 200
 
 
+async def counted(viewer: Viewer, viewers: int) -> dict[str, Any]:
+    """The first `room.counters` that says `viewers` (they come about once a second)."""
+    while True:
+        message = await viewer.next_of("room.counters", timeout=10)
+        if message["data"]["viewers"] == viewers:
+            return message
+
+
+async def test_viewers_are_counted_across_hubs(
+    two_servers: tuple[LiveServer, LiveServer], open_viewer: Any
+) -> None:
+    a, b = two_servers
+    async with (
+        open_viewer(a.url("s1")) as on_a,
+        open_viewer(a.url("s1")) as also_on_a,
+        open_viewer(b.url("s1")) as on_b,
+    ):
+        for viewer in (on_a, also_on_a, on_b):
+            await viewer.next_of("snapshot")
+        await counted(on_a, 3)  # two here and one on the other hub
+        await counted(on_b, 3)
+        assert await b.run(lambda: b.hub.viewer_count("s1")) == 1  # its own sockets
+        await also_on_a.ws.close()
+        await counted(on_b, 2)
+        async with open_viewer(b.url("s1")) as late:  # a snapshot counts the whole room too
+            snapshot = await late.next_of("snapshot")
+            assert snapshot["data"]["viewers"] == 3  # itself, on_b and the one left on a
+            await counted(on_a, 3)
+
+
 async def test_concurrent_publishers_are_applied_in_the_same_order_everywhere(
     two_servers: tuple[LiveServer, LiveServer], open_viewer: Any
 ) -> None:
