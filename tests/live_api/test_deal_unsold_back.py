@@ -9,7 +9,7 @@ from litestar.testing import TestClient
 
 from tests.integration.conftest import ADMIN, Shop, sign_up
 from tests.live_api.conftest import Clock
-from tests.live_api.test_deals_http import claimed_order, live_session, open_deal
+from tests.live_api.test_deals_http import claimed_order, live_session, open_deal, wait_for_deal
 
 
 def _until_available(shop: Shop, units: int, why: str) -> None:
@@ -42,6 +42,9 @@ def test_closing_a_deal_puts_its_unsold_units_back_on_sale(
     stock = client.get(f"/products/{shop.product}/stock", headers=shop.headers).json()
     bonded = stock["warehouses"][0]
     assert (bonded["available"], bonded["reserved"]) == (8, 2)  # one paid, one payable
+    # the deal hears of the payment in the background; a clock moved on before that would make
+    # the news late, and a late payment is refunded (livestream.engine.settlement)
+    wait_for_deal(client, deal["id"], "units_paid", 1, "the deal never heard of the payment")
     clock.advance(3600)  # the unpaid claim and the hold lapse
     assert shop.available() == 9
 
