@@ -33,6 +33,7 @@ class Stock(Aggregate):
         self.on_hand = 0
         # reservation id -> (quantity, expires_at or None once the order is paid)
         self.reservations = Holds()
+        self.given_back: set[UUID] = set()  # deal holds whose unsold units went back once
 
     # -- reading -------------------------------------------------------------------------------
     def reserved(self, now: datetime) -> int:
@@ -118,10 +119,6 @@ class Stock(Aggregate):
         units = min(unsold, held[0])
         if units > 0:
             self._given_back(hold_id, units)
-
-    @property
-    def given_back(self) -> set[UUID]:
-        return self.__dict__.setdefault("_given_back_holds", set())  # absent before this event
 
     def commit(self, reservation_id: UUID, now: datetime) -> None:
         """The parcel left the warehouse: the units leave on-hand stock for good."""

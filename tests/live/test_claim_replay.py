@@ -18,6 +18,7 @@ from commerce.domain.errors import Conflict, IdempotencyKeyReused, OutOfStock
 from livestream.domain.deals import FlashDeal
 from livestream.engine import commands
 from livestream.engine.knowledge import DealKnowledge
+from tests.live.test_deals import deal_fields
 
 T0 = datetime(2025, 11, 11, 20, 0, tzinfo=UTC)
 COUNTDOWN, DURATION, PAY_WINDOW, GRACE = 30, 300, 120, 30
@@ -42,21 +43,15 @@ class Uow:
 
 
 def given_deal(**overrides: Any) -> FlashDeal:
-    fields = {
-        "session_id": uuid4(),
-        "merchant_id": uuid4(),
-        "sku": "SUN-50",
-        "warehouse_id": uuid4(),
-        "price_fen": 9_900,
+    terms = {
         "quantity": 2,
-        "per_buyer_limit": 2,
         "announced_at": T0,
         "countdown_seconds": COUNTDOWN,
         "duration_seconds": DURATION,
         "payment_window_seconds": PAY_WINDOW,
         "settle_grace_seconds": GRACE,
     }
-    return FlashDeal.open(**(fields | overrides))
+    return FlashDeal.open(**deal_fields(**(terms | overrides)))
 
 
 def read_back(deal: FlashDeal) -> FlashDeal:
