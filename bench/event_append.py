@@ -20,18 +20,15 @@ import contextlib
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
 from bench.deal_writer import ORDER
-from bench.orders import DEFAULT_SERVER, _machine, _throwaway_database
-from commerce.platform.eventstore import event_store_env
+from bench.orders import DEFAULT_SERVER, _machine, throwaway_event_store
 
 
 class _Claimable(Aggregate):
@@ -100,11 +97,7 @@ def run(seconds: float = 10.0, clients: int = 0, progress: bool = True) -> dict:
     server_url = os.environ.get("REDCART_DATABASE_URL") or DEFAULT_SERVER
     results: list[dict[str, Any]] = []
     with contextlib.ExitStack() as cleanup:
-        tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="redcart-bench-")))
-        db_url = cleanup.enter_context(_throwaway_database(server_url))
-        env = event_store_env(db_url, tmp, _AppendBench.name, create_table=True)
-        _AppendBench(env=env).close()
-        env["CREATE_TABLE"] = "n"
+        env = throwaway_event_store(cleanup, _AppendBench)
         function = cleanup.enter_context(contextlib.closing(_AppendBench(env=env)))
         library_env = {k: v for k, v in env.items() if k != "APPLICATION_RECORDER_TOPIC"}
         pipeline = cleanup.enter_context(contextlib.closing(_AppendBench(env=library_env)))

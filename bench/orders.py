@@ -154,6 +154,19 @@ def _throwaway_database(server_url: str) -> Iterator[str]:
             )
 
 
+def throwaway_event_store(cleanup: contextlib.ExitStack, app: type) -> dict[str, str]:
+    """The eventsourcing environment of Application class `app`'s events table in a throwaway
+    database, the table made (and `CREATE_TABLE` off again, as a runtime process runs)."""
+    from commerce.platform.eventstore import event_store_env
+
+    server_url = os.environ.get("REDCART_DATABASE_URL") or DEFAULT_SERVER
+    tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="redcart-bench-")))
+    db_url = cleanup.enter_context(_throwaway_database(server_url))
+    env = event_store_env(db_url, tmp, app.name, create_table=True)
+    app(env=env).close()
+    return env | {"CREATE_TABLE": "n"}
+
+
 def _env(db_url: str, var_dir: Path, admin_key: str, secret_key: str) -> dict[str, str]:
     return {
         "REDCART_DATABASE_URL": db_url,

@@ -15,17 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from bench.orders import DEFAULT_SERVER, _machine, _throwaway_database
-from commerce.platform.eventstore import event_store_env
+from bench.orders import DEFAULT_SERVER, _machine, throwaway_event_store
 from commerce.platform.replay import EventSourcedApplication, save_events
 
 SAVE_BATCH = 100
@@ -96,11 +93,7 @@ def run(seconds: float = 10.0, clients: int = 0, progress: bool = True) -> dict:
     server_url = os.environ.get("REDCART_DATABASE_URL") or DEFAULT_SERVER
     rows: list[dict[str, Any]] = []
     with contextlib.ExitStack() as cleanup:
-        tmp = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="redcart-bench-")))
-        db_url = cleanup.enter_context(_throwaway_database(server_url))
-        env = event_store_env(db_url, tmp, _Ours.name, create_table=True)
-        _Library(env=env).close()
-        env["CREATE_TABLE"] = "n"
+        env = throwaway_event_store(cleanup, _Library)
         library = cleanup.enter_context(contextlib.closing(_Library(env=env)))
         ours = cleanup.enter_context(contextlib.closing(_Ours(env=env)))
         for size in sizes:

@@ -129,13 +129,12 @@ class ClaimOrders(TrackedFollower):
         """A closed deal's unsold units go back to the warehouse's stock now. Counted from the
         deal as it stands: what is neither paid nor in a claim that may still be paid."""
         deal_id = closed.originator_id
-        terms = await self._deal(deal_id)
         deal = await sync_to_thread(self.live.app.repository.get, deal_id)
         unsold = deal.units_left(self.commerce.cfg.clock())
         try:
             await self.commerce.writer.submit(
-                deal_orders.give_back_unsold, self.commerce.cfg, UUID(terms["merchant_id"]),
-                terms["sku"], UUID(terms["warehouse_id"]), deal_id, unsold,
+                deal_orders.give_back_unsold, self.commerce.cfg, deal.merchant_id, deal.sku,
+                deal.warehouse_id, deal_id, unsold,
             )  # fmt: skip
         except DomainError as exc:  # the stock is gone: its hold lapses, nothing else waits
             log.warning("unsold units of deal %s not given back: %s", deal_id, exc.detail)

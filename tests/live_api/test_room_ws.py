@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from websockets.asyncio.client import connect
 
-from tests.integration.conftest import ADMIN, bearer
-from tests.live_api.ws import next_message
+from tests.live_api.ws import host_with_live_session, next_message
 from tests.servers import ApiServer
 
 
 async def _scenario(url: str) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        r = await http.post(
-            "/admin/merchants",
-            headers=ADMIN,
-            json={"name": "Sakura", "home_country": "JP", "settlement_currency": "JPY"},
-        )
-        assert r.status_code == 201, r.text
-        host = bearer(r.json()["api_key"])
+        host, sid = await host_with_live_session(http, title="Go")
         r = await http.post(
             "/products",
             headers=host,
@@ -39,13 +31,6 @@ async def _scenario(url: str) -> None:
         )
         assert r.status_code == 201, r.text
         product = r.json()["id"]
-        starts = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
-        r = await http.post(
-            "/live/sessions", headers=host, json={"title": "Go", "starts_at": starts}
-        )
-        assert r.status_code == 201, r.text
-        sid = r.json()["id"]
-        assert (await http.post(f"/live/sessions/{sid}/start", headers=host)).status_code == 200
         r = await http.post("/buyers", json={"display_name": "viewer"})
         buyer_token = r.json()["token"]
 

@@ -4,7 +4,6 @@ who comes later is closed with 4010 at once."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,28 +11,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.conftest import ADMIN, bearer
-from tests.live_api.ws import next_message
+from tests.live_api.ws import host_with_live_session, next_message
 from tests.servers import ApiServer
 
 ROOM_CLOSED = 4010
-
-
-async def _host_and_live_session(http: httpx.AsyncClient) -> tuple[dict[str, str], str]:
-    r = await http.post(
-        "/admin/merchants",
-        headers=ADMIN,
-        json={"name": "Sakura", "home_country": "JP", "settlement_currency": "JPY"},
-    )
-    assert r.status_code == 201, r.text
-    host = bearer(r.json()["api_key"])
-    starts = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
-    body = {"title": "Last call", "starts_at": starts}
-    r = await http.post("/live/sessions", headers=host, json=body)
-    assert r.status_code == 201, r.text
-    sid = r.json()["id"]
-    assert (await http.post(f"/live/sessions/{sid}/start", headers=host)).status_code == 200
-    return host, sid
 
 
 async def _closed_with(ws: Any) -> tuple[int | None, str]:
@@ -48,7 +29,7 @@ async def _closed_with(ws: Any) -> tuple[int | None, str]:
 
 async def _scenario(url: str) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-        host, sid = await _host_and_live_session(http)
+        host, sid = await host_with_live_session(http)
         ws_url = url.replace("http://", "ws://") + f"/live/{sid}/ws"
         async with connect(ws_url) as ws:
             buffer: list[dict[str, Any]] = []

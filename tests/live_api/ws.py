@@ -1,12 +1,17 @@
-"""Reading a room socket in tests: frames carry one or more JSON messages, one per line."""
+"""Room tests over a real server: a host with a live session, and reading a room socket (frames
+carry one or more JSON messages, one per line)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from websockets.asyncio.client import ClientConnection
+
+from tests.integration.conftest import ADMIN, bearer
 
 
 async def next_message(
@@ -21,3 +26,23 @@ async def next_message(
                 return message
         frame = await asyncio.wait_for(ws.recv(), timeout)
         buffer.extend(json.loads(line) for line in str(frame).split("\n"))
+
+
+async def host_with_live_session(
+    http: httpx.AsyncClient, title: str = "Last call"
+) -> tuple[dict[str, str], str]:
+    """A new merchant's headers and a session of theirs, started, over a real server."""
+    r = await http.post(
+        "/admin/merchants",
+        headers=ADMIN,
+        json={"name": "Sakura", "home_country": "JP", "settlement_currency": "JPY"},
+    )
+    assert r.status_code == 201, r.text
+    host = bearer(r.json()["api_key"])
+    starts = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    body = {"title": title, "starts_at": starts}
+    r = await http.post("/live/sessions", headers=host, json=body)
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert (await http.post(f"/live/sessions/{sid}/start", headers=host)).status_code == 200
+    return host, sid
